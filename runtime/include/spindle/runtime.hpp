@@ -1,0 +1,104 @@
+// The runtime: start it with run(), spawn fibers with go().
+//
+//   int main() {
+//     return spindle::run([] {
+//       spindle::WaitGroup wg;
+//       for (int i = 0; i < 10; ++i) wg.go([i] { fmt::print("hello from {}\n", i); });
+//       wg.wait();
+//       return 0;
+//     });
+//   }
+//
+// run() starts N worker threads (Options::workers, else $SPINDLE_WORKERS, else the core count),
+// runs `main_fn` as the main fiber on them, and returns its result (or rethrows its exception)
+// once it finishes. As in Go, the program's lifetime is the main fiber's: fibers still parked or
+// runnable when it returns are abandoned without being resumed (their destructors do not run);
+// their stacks are freed. Join what you spawn (WaitGroup, ErrGroup) to avoid that. One runtime
+// runs at a time per process; run() may be called again after it returns.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <spindle/detail/spawn.hpp>
+
+namespace spindle {
+
+struct Options {
+  int workers = 0;                         // 0: $SPINDLE_WORKERS, else hardware concurrency
+  std::size_t default_stack_size = 64 * 1024;  // usable bytes per fiber unless SpawnOptions says
+  // Stacks with a guard page (an overflow faults at once and is reported). Past this many live
+  // guarded stacks, new fibers get unguarded stacks from contiguous slabs (the kernel's default
+  // vm.max_map_count of 65530 allows only ~32k guarded stacks); those are checked with a canary
+  // at every switch instead. 0 disables guard pages entirely.
+  std::size_t max_guarded_stacks = 8192;
+  // Resume every woken fiber on a different worker than the one it parked on (a test mode that
+  // shakes out thread-affinity bugs: a thread_local or errno held across a park).
+  bool force_migration = false;
+};
+
+namespace detail {
+void run_main(const Options& opts, const SpawnOptions& main_opts, const Callable& fn);
+}
+
+// Runs `fn` as the main fiber of a new runtime and returns its result. Blocks the calling thread
+// (which becomes one of the workers) until `fn` returns; rethrows what `fn` throws.
+// Throws RuntimeError if a runtime is already running in this process.
+template <class F>
+auto run(const Options& opts, F&& fn) -> std::invoke_result_t<F&> {
+  using R = std::invoke_result_t<F&>;
+  std::exception_ptr error;
+  std::conditional_t<std::is_void_v<R>, char, std::optional<R>> result{};
+  auto body = [&] {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(fn);
+      } else {
+        result.emplace(std::invoke(fn));
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+  };
+  detail::run_main(opts, SpawnOptions{.name = "main"}, detail::make_callable(body));
+  if (error) std::rethrow_exception(error);
+  if constexpr (!std::is_void_v<R>) return std::move(*result);
+}
+
+template <class F>
+auto run(F&& fn) -> std::invoke_result_t<F&> {
+  return run(Options{}, std::forward<F>(fn));
+}
+
+// Spawns a detached fiber running fn(args...). Arguments are decay-copied (moved when rvalues),
+// as std::thread does. Thread-safe; may be called from a fiber or, while a runtime is running,
+// from any thread. An exception escaping fn ends the process with the fiber's name and spawn
+// site (Go's unrecovered panic): join with WaitGroup::go or ErrGroup::go to handle errors.
+// Returns the new fiber's id.
+template <class F, class... Args>
+std::uint64_t go(const SpawnOptions& opts, F&& fn, Args&&... args) {
+  auto body = [f = std::decay_t<F>(std::forward<F>(fn)),
+               tup = std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)]() mutable {
+    std::apply(f, std::move(tup));
+  };
+  return detail::spawn(opts, detail::make_callable(body));
+}
+
+template <class F, class... Args>
+  requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>)
+std::uint64_t go(F&& fn, Args&&... args) {
+  return go(SpawnOptions{}, std::forward<F>(fn), std::forward<Args>(args)...);
+}
+
+// Number of worker threads of the running runtime (0 when none runs).
+[[nodiscard]] int num_workers() noexcept;
+// Number of live fibers (spawned and not yet finished), including the main fiber.
+[[nodiscard]] std::int64_t num_fibers() noexcept;
+
+}  // namespace spindle

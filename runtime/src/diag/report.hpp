@@ -1,0 +1,22 @@
+// Fatal reports: how the runtime dies when a fiber or the runtime itself cannot go on.
+// Each names the fiber (id, name, spawn site) so the user can find the code at fault.
+#pragma once
+
+#include <cstdio>
+#include <exception>
+
+#include "fiber/fiber.hpp"
+
+namespace spindle::detail {
+
+// Writes "fiber 12 "name" (spawned at file:line in func)" to `out`.
+void describe_fiber(std::FILE* out, const Fiber* f);
+
+// An exception escaped a detached fiber: Go's unrecovered panic.
+[[noreturn]] void die_uncaught_exception(const Fiber* f, std::exception_ptr e) noexcept;
+// The fiber ran off the bottom of its stack.
+[[noreturn]] void die_stack_overflow(const Fiber* f, const char* how) noexcept;
+// The runtime's own invariant broke (Go's throw, as opposed to panic).
+[[noreturn]] void die_broken_invariant(const Fiber* f, const char* what) noexcept;
+
+}  // namespace spindle::detail

@@ -1,0 +1,55 @@
+// Fiber: the record of one spindle fiber.
+//
+// The record lives at the top of the fiber's own stack, followed (downwards) by the fiber's
+// callable and then its frames, so a spawn costs no heap allocation and a parked fiber touches
+// as few pages as its frames need. Stacks (with their records) are recycled through the worker's
+// cache and the StackPool; a record is rebuilt at every spawn.
+//
+// Life of a fiber (see runtime/README.md): spawn() builds the record and makes it runnable; a
+// worker switches to it; it parks and is readied any number of times, possibly resuming on
+// another worker each time; its function returns; it switches to its worker for the last time
+// with AfterSwitch::exit and the worker recycles the stack. A fiber is never destroyed while
+// suspended: every fiber runs to completion.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <source_location>
+
+#include <spindle/clock.hpp>
+#include <spindle/detail/park.hpp>
+#include <spindle/detail/spawn.hpp>
+
+#include "fiber/stack.hpp"
+#include "fiber/switch.hpp"
+
+namespace spindle::detail {
+
+// Fiber::park_state: the handshake between park() and ready(), see park.cpp.
+enum class ParkState : std::uint32_t {
+  running = 0,   // on a worker, or runnable in a queue
+  parked = 1,    // suspended, off its stack; ready() moves it to a run queue
+  notified = 2,  // ready() came while it was still parking: requeue once suspended
+};
+
+struct Fiber {
+  SwitchContext ctx;                  // saved registers while suspended (and sanitizer state)
+  Stack stack;
+  std::atomic<ParkState> park_state{ParkState::running};
+  Fiber* next_in_queue = nullptr;     // global run queue link
+  Fiber* prev_live = nullptr;         // registry of live fibers (dumps, leak checks)
+  Fiber* next_live = nullptr;
+  std::uint64_t id = 0;
+  Callable fn{};                      // fn.src points at the callable's copy on this stack
+  int last_worker = -1;               // the worker it last ran on (force-migration mode)
+
+  // Diagnostics: read racily by dumps, written by the fiber itself.
+  char name[32] = {};
+  std::source_location spawn_site{};
+  WaitReason wait_reason = WaitReason::none;
+  const void* wait_object = nullptr;
+  std::source_location wait_site{};
+  TimePoint wait_since{};
+};
+
+}  // namespace spindle::detail

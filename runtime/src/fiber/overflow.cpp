@@ -1,0 +1,86 @@
+#include "fiber/overflow.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+
+#include "diag/report.hpp"
+#include "sched/scheduler.hpp"
+
+namespace spindle::detail {
+namespace {
+
+struct sigaction g_previous_segv;
+struct sigaction g_previous_bus;
+constexpr std::size_t kAltStackSize = 64 * 1024;
+// A frame larger than this may jump over the guard page entirely; faults this far below a
+// guarded stack still count as its overflow.
+constexpr std::size_t kGuardSlack = 64 * 1024;
+
+void on_fault(int sig, siginfo_t* info, void* uctx) {
+  Fiber* f = current_fiber();
+  if (f != nullptr && f->stack.guard != nullptr) {
+    auto* addr = static_cast<char*>(info->si_addr);
+    auto* low = f->stack.guard >= reinterpret_cast<char*>(kGuardSlack) ? f->stack.guard - kGuardSlack
+                                                                       : nullptr;
+    if (addr >= low && addr < f->stack.lo) {
+      die_stack_overflow(f, "it ran into its guard page");
+    }
+  }
+  // Not ours: hand the fault to whoever handled it before (ASan, a crash reporter, the default).
+  const struct sigaction& prev = sig == SIGSEGV ? g_previous_segv : g_previous_bus;
+  if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
+    prev.sa_sigaction(sig, info, uctx);
+    return;
+  }
+  if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN && prev.sa_handler != nullptr) {
+    prev.sa_handler(sig);
+    return;
+  }
+  signal(sig, SIG_DFL);  // returning re-executes the faulting access, now fatal as usual
+}
+
+}  // namespace
+
+void install_overflow_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = &on_fault;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, &g_previous_segv);
+    sigaction(SIGBUS, &sa, &g_previous_bus);
+  });
+}
+
+AltSignalStack::AltSignalStack() {
+  stack_t current{};
+  if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0) {
+    return;  // the thread has one already (e.g. a sanitizer's)
+  }
+  size_ = kAltStackSize;
+  mem_ = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem_ == MAP_FAILED) {
+    mem_ = nullptr;
+    return;
+  }
+  stack_t ss{};
+  ss.ss_sp = mem_;
+  ss.ss_size = size_;
+  installed_ = sigaltstack(&ss, nullptr) == 0;
+}
+
+AltSignalStack::~AltSignalStack() {
+  if (installed_) {
+    stack_t ss{};
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, nullptr);
+  }
+  if (mem_ != nullptr) ::munmap(mem_, size_);
+}
+
+}  // namespace spindle::detail

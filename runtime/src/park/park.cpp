@@ -1,0 +1,133 @@
+// park / ready: see spindle/detail/park.hpp for the protocol and its invariants.
+//
+// The fiber side records why it waits, hands the worker a ParkRequest and switches to the
+// worker's stack; the worker (Worker::after_switch) releases the primitive's lock, arms the
+// deadline timer and the interrupt, and only then publishes the fiber as parked. ready() racing
+// with that sees ParkState::running and leaves ParkState::notified behind, which the worker turns
+// into an immediate requeue.
+#include <spindle/detail/park.hpp>
+
+#include <exception>
+#include <thread>
+
+#include <spindle/this_fiber.hpp>
+
+#include "diag/report.hpp"
+#include "os/futex.hpp"
+#include "sched/scheduler.hpp"
+
+namespace spindle::detail {
+
+struct ParkAccess {
+  static std::atomic<std::uint32_t>& thread_done(Waiter& w) { return w.thread_done_; }
+};
+
+namespace {
+
+bool fire_timeout(TimerNode* t) noexcept {
+  static_cast<Waiter*>(t->owner)->wake(WakeReason::timeout);
+  return false;
+}
+
+WakeReason park_thread(Waiter& w, const ParkOptions& opts) {
+  if (opts.unlock != nullptr) opts.unlock(opts.unlock_arg);
+  if (opts.interrupt != nullptr) opts.interrupt->arm(opts.interrupt->self, w);
+  auto& done = ParkAccess::thread_done(w);
+  TimePoint deadline = opts.deadline;
+  while (done.load(std::memory_order_acquire) == 0) {
+    if (deadline != kNoDeadline && Clock::now() >= deadline) {
+      if (w.claim(WakeReason::timeout)) break;  // nobody else will ready us
+      deadline = kNoDeadline;                   // a waker claimed first: wait for its ready()
+      continue;
+    }
+    futex_wait(done, 0, deadline);
+  }
+  if (opts.interrupt != nullptr) opts.interrupt->disarm(opts.interrupt->self, w);
+  return w.reason();
+}
+
+}  // namespace
+
+Waiter::Waiter() noexcept : fiber_(current_fiber()) {}
+
+void Waiter::ready() noexcept {
+  if (fiber_ != nullptr) {
+    current_scheduler()->ready(fiber_, /*next=*/true);
+    return;
+  }
+  thread_done_.store(1, std::memory_order_release);
+  futex_wake(thread_done_);  // the waiter may be gone: a spurious futex wake is harmless
+}
+
+bool in_fiber() noexcept { return current_fiber() != nullptr; }
+
+WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
+  Fiber* f = w.fiber();
+  if (f == nullptr) return park_thread(w, opts);
+#ifndef NDEBUG
+  if (std::current_exception() != nullptr) {
+    die_broken_invariant(f, "a fiber parked inside a catch block (libstdc++ keeps the handled "
+                            "exception per thread; capture it with std::current_exception and "
+                            "act after the handler)");
+  }
+#endif
+  if (opts.deadline != kNoDeadline && opts.deadline <= Clock::now() &&
+      w.claim(WakeReason::timeout)) {
+    if (opts.unlock != nullptr) opts.unlock(opts.unlock_arg);
+    return WakeReason::timeout;
+  }
+  f->wait_reason = site.reason;
+  f->wait_object = site.object;
+  f->wait_site = site.where;
+  f->wait_since = Clock::now();
+
+  TimerNode timer;
+  Worker* worker = current_worker();
+  worker->park_req_.waiter = &w;
+  worker->park_req_.opts = &opts;
+  worker->park_req_.timer = nullptr;
+  if (opts.deadline != kNoDeadline) {
+    timer.when = opts.deadline;
+    timer.fire = &fire_timeout;
+    timer.owner = &w;
+    worker->park_req_.timer = &timer;
+  }
+  worker->after_ = AfterSwitch::park;
+  switch_to(f->ctx, worker->sched_ctx_, nullptr);
+  // Resumed, perhaps on another worker. Disarm what may still point at `w`.
+  if (opts.deadline != kNoDeadline) current_scheduler()->timers_.cancel(&timer);
+  if (opts.interrupt != nullptr) opts.interrupt->disarm(opts.interrupt->self, w);
+  f->wait_reason = WaitReason::none;
+  f->wait_object = nullptr;
+  return w.reason();
+}
+
+const char* to_string(WaitReason r) noexcept {
+  switch (r) {
+    case WaitReason::none: return "running";
+    case WaitReason::yield: return "yield";
+    case WaitReason::sleep: return "sleep";
+    case WaitReason::chan_send: return "chan send";
+    case WaitReason::chan_recv: return "chan receive";
+    case WaitReason::select: return "select";
+    case WaitReason::select_no_cases: return "select (no cases)";
+    case WaitReason::nil_chan: return "chan send (nil chan)";
+    case WaitReason::mutex: return "mutex";
+    case WaitReason::rwmutex_read: return "rwmutex RLock";
+    case WaitReason::rwmutex_write: return "rwmutex Lock";
+    case WaitReason::cond: return "cond wait";
+    case WaitReason::once: return "once";
+    case WaitReason::waitgroup: return "waitgroup wait";
+    case WaitReason::semaphore: return "semaphore acquire";
+    case WaitReason::context: return "context done";
+    case WaitReason::errgroup: return "errgroup";
+    case WaitReason::io_read: return "IO wait (read)";
+    case WaitReason::io_write: return "IO wait (write)";
+    case WaitReason::blocking_call: return "blocking call";
+    case WaitReason::join: return "join";
+    case WaitReason::other: return "other";
+  }
+  return "?";
+}
+
+}  // namespace spindle::detail

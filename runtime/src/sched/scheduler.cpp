@@ -1,0 +1,543 @@
+#include "sched/scheduler.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <spindle/errors.hpp>
+
+#include "diag/report.hpp"
+#include "fiber/overflow.hpp"
+#include "os/futex.hpp"
+#include <spindle/detail/spinlock.hpp>
+
+namespace spindle::detail {
+namespace {
+
+std::atomic<Scheduler*> g_sched{nullptr};
+thread_local Worker* t_worker = nullptr;
+std::atomic<std::uint64_t> g_next_fiber_id{1};
+
+constexpr int kStealRounds = 4;              // Go's stealTries
+constexpr std::size_t kStackCacheMax = 128;  // per-worker recycled stacks (empirical)
+constexpr std::uint64_t kGlobalFairnessTick = 61;  // Go: check the global queue every 61 ticks
+constexpr auto kRunNextPoll = std::chrono::microseconds(500);
+
+int default_worker_count(const Options& opts) {
+  if (opts.workers > 0) return opts.workers;
+  if (const char* env = std::getenv("SPINDLE_WORKERS")) {
+    int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+char* align_down(char* p, std::size_t a) {
+  return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(a - 1));
+}
+
+// The body of every fiber. It never returns: it leaves through a final switch.
+void fiber_main(void* data) {
+  auto* f = static_cast<Fiber*>(data);
+  try {
+    f->fn.invoke(f->fn.src);
+  } catch (...) {
+    die_uncaught_exception(f, std::current_exception());
+  }
+  f->fn.destroy(f->fn.src);
+  Worker* w = current_worker();
+  w->after_ = AfterSwitch::exit;
+  switch_to(f->ctx, w->sched_ctx_, nullptr, /*from_exits=*/true);
+  __builtin_unreachable();
+}
+
+}  // namespace
+
+Scheduler* current_scheduler() noexcept { return g_sched.load(std::memory_order_acquire); }
+Worker* current_worker() noexcept { return t_worker; }
+Fiber* current_fiber() noexcept {
+  Worker* w = t_worker;
+  return w != nullptr ? w->current_ : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker
+
+Worker::Worker(Scheduler& sched, int index)
+    : sched_(sched), index_(index), rng_(0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(index + 1)) {}
+
+std::uint32_t Worker::next_random() noexcept {
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  return static_cast<std::uint32_t>(rng_ >> 32);
+}
+
+void Worker::loop() {
+  t_worker = this;
+  init_thread_context(sched_ctx_);
+  AltSignalStack alt;  // the overflow handler runs on it
+  while (Fiber* f = find_runnable()) run(f);
+  t_worker = nullptr;
+}
+
+void Worker::run(Fiber* f) {
+  current_ = f;
+  f->last_worker = index_;
+  ++tick_;
+  switches_.fetch_add(1, std::memory_order_relaxed);
+  switch_to(sched_ctx_, f->ctx, f);
+  // The fiber switched back to us: it parked, yielded or finished.
+  after_switch(f);
+  current_ = nullptr;
+}
+
+void Worker::after_switch(Fiber* f) {
+  if (std::memcmp(f->stack.lo, &kStackCanary, sizeof kStackCanary) != 0) {
+    die_stack_overflow(f, "its stack canary was overwritten");
+  }
+  const AfterSwitch what = after_;
+  after_ = AfterSwitch::none;
+  switch (what) {
+    case AfterSwitch::yield:
+      sched_.ready_runnable(*this, f);
+      break;
+    case AfterSwitch::park: {
+      ParkRequest req = park_req_;
+      park_req_ = {};
+      // Only now, with the fiber off its stack, may a waker see it (park.hpp).
+      if (req.opts->unlock != nullptr) req.opts->unlock(req.opts->unlock_arg);
+      if (req.timer != nullptr && sched_.timers_.add(req.timer)) sched_.on_timer_earlier();
+      if (const Interrupt* in = req.opts->interrupt) in->arm(in->self, *req.waiter);
+      ParkState expected = ParkState::running;
+      if (!f->park_state.compare_exchange_strong(expected, ParkState::parked,
+                                                 std::memory_order_acq_rel)) {
+        // ready() came while it was parking: it runs again, next.
+        f->park_state.store(ParkState::running, std::memory_order_relaxed);
+        sched_.enqueue(f, /*next=*/true);
+      }
+      break;
+    }
+    case AfterSwitch::exit:
+      sched_.recycle(*this, f);
+      break;
+    case AfterSwitch::none:
+      die_broken_invariant(f, "a fiber switched to its worker without saying why");
+  }
+}
+
+Fiber* Worker::find_runnable() {
+  auto found = [this](Fiber* f) {
+    if (spinning_) stop_spinning(/*found_work=*/true);
+    return f;
+  };
+  for (;;) {
+    if (sched_.stopping_.load(std::memory_order_acquire)) return nullptr;
+    if (tick_ % kGlobalFairnessTick == 0 && !sched_.global_empty()) {
+      if (Fiber* f = sched_.global_pop(*this)) return found(f);
+    }
+    if ((tick_ & 7) == 0) sched_.check_timers();
+    if (Fiber* f = runq_.pop()) return found(f);
+    if (!sched_.global_empty()) {
+      if (Fiber* f = sched_.global_pop(*this)) return found(f);
+    }
+    if (sched_.check_timers() > 0) {
+      if (Fiber* f = runq_.pop()) return found(f);
+    }
+    if (!spinning_) {
+      const int busy = static_cast<int>(sched_.workers_.size()) - sched_.nidle_.load(std::memory_order_seq_cst);
+      if (2 * sched_.nspinning_.load(std::memory_order_seq_cst) < busy) {
+        spinning_ = true;
+        sched_.nspinning_.fetch_add(1, std::memory_order_seq_cst);
+      }
+    }
+    if (spinning_) {
+      for (int round = 0; round < kStealRounds; ++round) {
+        if (Fiber* f = steal(/*steal_run_next=*/false)) return found(f);
+      }
+    }
+    if (!sleep_idle()) return nullptr;
+  }
+}
+
+void Worker::stop_spinning(bool found_work) {
+  spinning_ = false;
+  // The last spinner to find work wakes another, so work queued meanwhile is not left waiting
+  // for this worker to finish what it found (Go: resetspinning).
+  if (sched_.nspinning_.fetch_sub(1, std::memory_order_seq_cst) == 1 && found_work) {
+    sched_.wake_idle_worker();
+  }
+}
+
+Fiber* Worker::steal(bool steal_run_next) {
+  const auto n = static_cast<std::uint32_t>(sched_.workers_.size());
+  if (n <= 1) return nullptr;
+  std::uint32_t start = next_random() % n;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    Worker* victim = sched_.workers_[(start + i) % n].get();
+    if (victim == this) continue;
+    Fiber* batch[RunQueue::kSize / 2 + 1];
+    std::uint32_t got = victim->runq_.grab(batch, steal_run_next);
+    if (got == 0) continue;
+    for (std::uint32_t k = 1; k < got; ++k) sched_.push_local(*this, batch[k]);
+    return batch[0];
+  }
+  return nullptr;
+}
+
+bool Worker::sleep_idle() {
+  const bool was_spinning = spinning_;
+  wake_word_.store(0, std::memory_order_seq_cst);
+  {
+    std::lock_guard lock(sched_.idle_mu_);
+    sched_.idle_.push_back(this);
+    sched_.nidle_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  if (was_spinning) {
+    spinning_ = false;
+    sched_.nspinning_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  // Re-check after publishing ourselves idle: work queued before that is seen here; work queued
+  // after it sees us in the idle list and wakes us.
+  bool retry = sched_.any_work_visible(*this);
+  TimePoint deadline = sched_.timers_.next();
+  std::uint64_t victim_switches = 0;
+  Worker* run_next_victim = nullptr;
+  if (!retry && sched_.workers_.size() > 1) {
+    // A fiber in another worker's run_next slot waits for that worker to park; if it is busy for
+    // long, steal it (Go's thieves take runnext after ~3 us). Poll for that, not indefinitely.
+    for (auto& other : sched_.workers_) {
+      if (other.get() != this && other->runq_.has_run_next()) {
+        run_next_victim = other.get();
+        victim_switches = other->switches_.load(std::memory_order_relaxed);
+        deadline = std::min(deadline, Clock::now() + kRunNextPoll);
+        break;
+      }
+    }
+  }
+  while (!retry && wake_word_.load(std::memory_order_seq_cst) == 0 &&
+         !sched_.stopping_.load(std::memory_order_seq_cst)) {
+    futex_wait(wake_word_, 0, deadline);
+    if (deadline != kNoDeadline && Clock::now() >= deadline) break;
+  }
+  bool popped_by_waker;
+  {
+    std::lock_guard lock(sched_.idle_mu_);
+    auto it = std::find(sched_.idle_.begin(), sched_.idle_.end(), this);
+    popped_by_waker = it == sched_.idle_.end();
+    if (!popped_by_waker) {
+      sched_.idle_.erase(it);
+      sched_.nidle_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (popped_by_waker) {
+    // wake_idle_worker() took us off the list and counted us as spinning; its store to
+    // wake_word_ follows at once.
+    while (wake_word_.load(std::memory_order_seq_cst) == 0) spin_pause();
+    spinning_ = true;
+  }
+  if (run_next_victim != nullptr &&
+      run_next_victim->switches_.load(std::memory_order_relaxed) == victim_switches) {
+    Fiber* batch[RunQueue::kSize / 2 + 1];
+    if (run_next_victim->runq_.grab(batch, /*steal_run_next=*/true) > 0) {
+      sched_.push_local(*this, batch[0]);
+    }
+  }
+  return !sched_.stopping_.load(std::memory_order_acquire);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduler
+
+Scheduler::Scheduler(const Options& opts)
+    : opts_(opts), stacks_(opts.max_guarded_stacks) {
+  const int n = default_worker_count(opts);
+  workers_.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
+  default_stack_bytes_ = StackPool::round_size(opts.default_stack_size);
+}
+
+Scheduler::~Scheduler() = default;
+
+void Scheduler::start_workers() {
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    Worker* w = workers_[i].get();
+    w->thread_ = std::thread([w] { w->loop(); });
+  }
+}
+
+void Scheduler::stop() {
+  stopping_.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers_) {
+    w->wake_word_.store(1, std::memory_order_seq_cst);
+    futex_wake(w->wake_word_);
+  }
+}
+
+std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, bool is_main) {
+  const std::size_t bytes =
+      opts.stack_size == 0 ? default_stack_bytes_ : StackPool::round_size(opts.stack_size);
+  Worker* w = current_worker();
+  if (w != nullptr && &w->sched_ != this) w = nullptr;
+  Stack st{};
+  if (w != nullptr && bytes == default_stack_bytes_ && !w->stack_cache_.empty()) {
+    st = w->stack_cache_.back();
+    w->stack_cache_.pop_back();
+  } else {
+    st = stacks_.allocate(bytes);
+  }
+  // Lay out the top of the stack: [record][callable][frames...] growing down.
+  char* rec = align_down(st.hi - sizeof(Fiber), alignof(Fiber));
+  auto* f = ::new (rec) Fiber();
+  char* callable = align_down(rec - fn.size, std::max<std::size_t>(fn.align, 16));
+  fn.move_to(callable, fn.src);
+  f->fn = fn;
+  f->fn.src = callable;
+  f->stack = st;
+  f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t name_len = std::min(opts.name.size(), sizeof f->name - 1);
+  std::memcpy(f->name, opts.name.data(), name_len);
+  f->spawn_site = opts.where;
+  make_context(f->ctx, st.lo, align_down(callable, 64), &fiber_main);
+  live_register(f);
+  spawned_.fetch_add(1, std::memory_order_relaxed);
+  if (is_main) main_fiber_ = f;
+  const std::uint64_t id = f->id;
+  enqueue(f, /*next=*/false);
+  return id;
+}
+
+void Scheduler::recycle(Worker& w, Fiber* f) {
+  const bool was_main = f == main_fiber_;
+  live_unregister(f);
+  destroy_context(f->ctx);
+  const Stack st = f->stack;
+  f->~Fiber();
+  if (st.size() == default_stack_bytes_ && w.stack_cache_.size() < kStackCacheMax) {
+    w.stack_cache_.push_back(st);
+  } else {
+    stacks_.release(st);
+  }
+  if (was_main) {
+    main_fiber_ = nullptr;
+    stop();
+  }
+}
+
+void Scheduler::live_register(Fiber* f) {
+  live_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(live_mu_);
+  f->prev_live = nullptr;
+  f->next_live = live_head_;
+  if (live_head_ != nullptr) live_head_->prev_live = f;
+  live_head_ = f;
+}
+
+void Scheduler::live_unregister(Fiber* f) {
+  {
+    std::lock_guard lock(live_mu_);
+    if (f->prev_live != nullptr) f->prev_live->next_live = f->next_live;
+    else live_head_ = f->next_live;
+    if (f->next_live != nullptr) f->next_live->prev_live = f->prev_live;
+  }
+  live_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Scheduler::ready(Fiber* f, bool next) {
+  ParkState s = f->park_state.load(std::memory_order_acquire);
+  for (;;) {
+    if (s == ParkState::parked) {
+      if (f->park_state.compare_exchange_weak(s, ParkState::running, std::memory_order_acq_rel)) {
+        enqueue(f, next);
+        return;
+      }
+    } else if (s == ParkState::running) {
+      // Still on its stack, parking: its worker requeues it once it is off (after_switch).
+      if (f->park_state.compare_exchange_weak(s, ParkState::notified, std::memory_order_acq_rel)) {
+        return;
+      }
+    } else {
+      die_broken_invariant(f, "a fiber was readied twice for one park");
+    }
+  }
+}
+
+void Scheduler::enqueue(Fiber* f, bool next) {
+  Worker* w = current_worker();
+  if (w == nullptr || &w->sched_ != this) {
+    global_push(f);
+    wake_idle_worker();
+    return;
+  }
+  if (opts_.force_migration && f->last_worker >= 0 && workers_.size() > 1) {
+    global_push(f);  // global_pop() hands it to a worker other than its last
+    wake_idle_worker();
+    return;
+  }
+  if (next) {
+    Fiber* displaced = w->runq_.push_next(f);
+    // A hand-off alone wakes nobody: the waker usually parks next and this worker runs it at
+    // once (ping-pong). Anything more queued deserves another worker's attention.
+    if (displaced != nullptr) {
+      push_local(*w, displaced);
+      wake_idle_worker();
+    }
+    return;
+  }
+  push_local(*w, f);
+  wake_idle_worker();
+}
+
+void Scheduler::ready_runnable(Worker& w, Fiber* f) {
+  if (opts_.force_migration && workers_.size() > 1) {
+    global_push(f);
+    wake_idle_worker();
+    return;
+  }
+  push_local(w, f);
+}
+
+void Scheduler::push_local(Worker& w, Fiber* f) {
+  while (!w.runq_.push(f)) {
+    Fiber* batch[RunQueue::kSize / 2 + 1];
+    std::uint32_t n = w.runq_.take_half_for_overflow(batch);
+    if (n > 0) global_push_batch(batch, n);
+  }
+}
+
+void Scheduler::global_push(Fiber* f) { global_push_batch(&f, 1); }
+
+void Scheduler::global_push_batch(Fiber** fs, std::uint32_t n) {
+  std::lock_guard lock(global_mu_);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    fs[i]->next_in_queue = nullptr;
+    if (global_tail_ != nullptr) global_tail_->next_in_queue = fs[i];
+    else global_head_ = fs[i];
+    global_tail_ = fs[i];
+  }
+  global_size_.fetch_add(n, std::memory_order_seq_cst);
+}
+
+Fiber* Scheduler::global_pop(Worker& w) {
+  std::lock_guard lock(global_mu_);
+  if (global_head_ == nullptr) return nullptr;
+  auto unlink_after = [this](Fiber* prev) {
+    Fiber* f = prev == nullptr ? global_head_ : prev->next_in_queue;
+    Fiber* nx = f->next_in_queue;
+    if (prev == nullptr) global_head_ = nx;
+    else prev->next_in_queue = nx;
+    if (global_tail_ == f) global_tail_ = prev;
+    f->next_in_queue = nullptr;
+    global_size_.fetch_sub(1, std::memory_order_seq_cst);
+    return f;
+  };
+  if (opts_.force_migration && workers_.size() > 1) {
+    // Only a fiber that last ran elsewhere (or never ran) may run here.
+    Fiber* prev = nullptr;
+    for (Fiber* f = global_head_; f != nullptr; prev = f, f = f->next_in_queue) {
+      if (f->last_worker != w.index_) return unlink_after(prev);
+    }
+    return nullptr;
+  }
+  Fiber* first = unlink_after(nullptr);
+  // Take a fair share along, as Go's globrunqget does, so the next pops stay local.
+  std::size_t share = global_size_.load(std::memory_order_relaxed) / workers_.size();
+  share = std::min<std::size_t>(share, RunQueue::kSize / 2);
+  for (std::size_t i = 0; i < share && global_head_ != nullptr; ++i) {
+    if (!w.runq_.push(global_head_)) break;
+    unlink_after(nullptr);
+  }
+  return first;
+}
+
+bool Scheduler::any_work_visible(const Worker& self) const noexcept {
+  if (!global_empty()) return true;
+  if (timers_.due(Clock::now())) return true;
+  for (auto& w : workers_) {
+    if (w.get() == &self) {
+      if (!w->runq_.empty()) return true;
+      continue;
+    }
+    if (!w->runq_.empty() && w->runq_.size() > (w->runq_.has_run_next() ? 1u : 0u)) return true;
+  }
+  return false;
+}
+
+void Scheduler::wake_idle_worker() {
+  // Order the caller's queue push before reading the idle/spinning counts (see the header).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (nidle_.load(std::memory_order_seq_cst) == 0) return;
+  int expected = 0;
+  if (nspinning_.load(std::memory_order_seq_cst) != 0 ||
+      !nspinning_.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) {
+    return;  // a spinning worker will find the work
+  }
+  Worker* w = nullptr;
+  {
+    std::lock_guard lock(idle_mu_);
+    if (!idle_.empty()) {
+      w = idle_.back();
+      idle_.pop_back();
+      nidle_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (w == nullptr) {
+    nspinning_.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  w->wake_word_.store(1, std::memory_order_seq_cst);
+  futex_wake(w->wake_word_);
+}
+
+void Scheduler::on_timer_earlier() { wake_idle_worker(); }
+
+std::size_t Scheduler::check_timers() {
+  const TimePoint now = Clock::now();
+  if (!timers_.due(now)) return 0;
+  return timers_.run_expired(now);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+
+void run_main(const Options& opts, const SpawnOptions& main_opts, const Callable& fn) {
+  auto sched = std::make_unique<Scheduler>(opts);
+  Scheduler* expected = nullptr;
+  if (!g_sched.compare_exchange_strong(expected, sched.get(), std::memory_order_acq_rel)) {
+    throw RuntimeError("spindle::run: a runtime is already running in this process "
+                       "(run() does not nest; spawn a fiber with spindle::go instead)");
+  }
+  install_overflow_handler();
+  sched->spawn(main_opts, fn, /*is_main=*/true);
+  sched->start_workers();
+  sched->workers_[0]->loop();
+  for (std::size_t i = 1; i < sched->workers_.size(); ++i) sched->workers_[i]->thread_.join();
+  g_sched.store(nullptr, std::memory_order_release);
+  // Fibers still alive are abandoned (runtime.hpp); their stacks go with the pool.
+}
+
+std::uint64_t spawn(const SpawnOptions& opts, const Callable& fn) {
+  Scheduler* s = current_scheduler();
+  if (s == nullptr) {
+    throw RuntimeError("spindle::go: no runtime is running (call it inside spindle::run)");
+  }
+  return s->spawn(opts, fn);
+}
+
+}  // namespace spindle::detail
+
+namespace spindle {
+
+int num_workers() noexcept {
+  auto* s = detail::current_scheduler();
+  return s == nullptr ? 0 : static_cast<int>(s->workers_.size());
+}
+
+std::int64_t num_fibers() noexcept {
+  auto* s = detail::current_scheduler();
+  return s == nullptr ? 0 : s->live_.load(std::memory_order_relaxed);
+}
+
+}  // namespace spindle

@@ -1,0 +1,152 @@
+// Scheduler: N workers running fibers M:N, with work stealing and idle sleep.
+//
+// Each worker is a thread running `Worker::loop` on its own stack (the "scheduler stack", Go's
+// g0): fibers switch to it to park, yield or exit, and it picks the next fiber. Running the
+// scheduler on the worker's stack keeps what a parked fiber's stack holds shallow (FIELD-NOTES:
+// Boost.Fiber's stealing on the parking fiber's stack costs it an extra page per parked fiber).
+//
+// Where a worker finds work, in order: its run_next slot and local ring; the global queue (fibers
+// readied from outside the runtime, and overflow); expired timers; other workers' rings (steal
+// half from a random victim; run_next only on the last round); then it sleeps.
+//
+// Idle protocol (after Go's spinning-M protocol, proc.go): at most half of the busy workers spin
+// looking for work; a fiber made runnable wakes an idle worker only when no worker is spinning.
+// A worker about to sleep first publishes itself idle, then re-checks every queue and the
+// timers, so work submitted concurrently is either seen by the re-check or sees the idle worker
+// and wakes it (all these operations are seq_cst: the store-load pairs must not reorder). A lost
+// wake-up would need both sides to miss each other, which seq_cst forbids.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <spindle/runtime.hpp>
+
+#include "fiber/fiber.hpp"
+#include "fiber/stack.hpp"
+#include "sched/run_queue.hpp"
+#include "time/timer_heap.hpp"
+
+namespace spindle::detail {
+
+class Scheduler;
+
+// What the worker does for the fiber that just switched to it.
+enum class AfterSwitch : std::uint8_t { none, park, yield, exit };
+
+struct ParkRequest {
+  Waiter* waiter = nullptr;
+  const ParkOptions* opts = nullptr;
+  TimerNode* timer = nullptr;   // armed after unlock, if the park has a deadline
+};
+
+class Worker {
+ public:
+  Worker(Scheduler& sched, int index);
+  void loop();               // runs until the scheduler stops
+  [[nodiscard]] int index() const noexcept { return index_; }
+
+  Scheduler& sched_;
+  const int index_;
+  SwitchContext sched_ctx_;  // this worker's own stack, while a fiber runs
+  Fiber* current_ = nullptr;
+  AfterSwitch after_ = AfterSwitch::none;
+  ParkRequest park_req_{};
+  RunQueue runq_;
+  std::uint64_t tick_ = 0;   // fibers run so far (victims' progress, for run_next stealing)
+  std::atomic<std::uint64_t> switches_{0};
+  std::atomic<std::uint32_t> wake_word_{0};  // futex: 1 = woken
+  bool spinning_ = false;
+  std::uint64_t rng_;
+  std::vector<Stack> stack_cache_;  // default-size stacks recycled on this worker
+  std::thread thread_;
+
+ private:
+  Fiber* find_runnable();
+  Fiber* steal(bool steal_run_next);
+  void stop_spinning(bool found_work);
+  void run(Fiber* f);
+  void after_switch(Fiber* f);
+  bool sleep_idle();            // false when the scheduler stops
+  std::uint32_t next_random() noexcept;
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const Options& opts);
+  ~Scheduler();
+
+  // Spawn a fiber (any thread while the runtime runs).
+  std::uint64_t spawn(const SpawnOptions& opts, const Callable& fn, bool is_main = false);
+  // Make a parked fiber runnable. `next`: run it next on this worker (a hand-off).
+  void ready(Fiber* f, bool next);
+  // Queue a runnable fiber (on the calling worker if it is ours, else globally) and wake help.
+  void enqueue(Fiber* f, bool next);
+  // Queue a fiber that yielded on worker w.
+  void ready_runnable(Worker& w, Fiber* f);
+  void push_local(Worker& w, Fiber* f);
+  // A timer became the earliest: make sure a sleeping worker re-arms its timeout.
+  void on_timer_earlier();
+  // Fire due timers; returns how many fired.
+  std::size_t check_timers();
+
+  void start_workers();     // threads for workers 1..N-1; worker 0 is the caller of run()
+  void stop();              // wakes every worker; loops exit
+
+  // The fiber's stack and record go back to the pool.
+  void recycle(Worker& w, Fiber* f);
+
+  // Global queue.
+  void global_push(Fiber* f);
+  void global_push_batch(Fiber** fs, std::uint32_t n);
+  Fiber* global_pop(Worker& w);   // pops one, and moves a batch into w's ring
+  [[nodiscard]] bool global_empty() const noexcept {
+    return global_size_.load(std::memory_order_seq_cst) == 0;
+  }
+
+  // Idle workers.
+  void wake_idle_worker();        // Go's wakep
+  bool any_work_visible(const Worker& self) const noexcept;
+
+  void live_register(Fiber* f);
+  void live_unregister(Fiber* f);
+
+  const Options opts_;
+  std::size_t default_stack_bytes_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  StackPool stacks_;
+  TimerHeap timers_;
+
+  std::mutex global_mu_;
+  Fiber* global_head_ = nullptr;
+  Fiber* global_tail_ = nullptr;
+  std::atomic<std::size_t> global_size_{0};
+
+  std::mutex idle_mu_;
+  std::vector<Worker*> idle_;
+  std::atomic<int> nidle_{0};
+  std::atomic<int> nspinning_{0};
+  std::atomic<bool> stopping_{false};
+
+  // Live fibers, for num_fibers(), dumps and leak checks.
+  std::mutex live_mu_;
+  Fiber* live_head_ = nullptr;
+  std::atomic<std::int64_t> live_{0};
+  std::atomic<std::uint64_t> spawned_{0};
+
+  Fiber* main_fiber_ = nullptr;
+  std::atomic<bool> main_done_{false};
+};
+
+// The running scheduler and the calling thread's worker; null outside the runtime. Not inlined:
+// a fiber may resume on another thread, and a compiler may cache a thread_local's address across
+// the call that switched (SEMANTICS.md).
+Scheduler* current_scheduler() noexcept;
+[[gnu::noinline]] Worker* current_worker() noexcept;
+[[gnu::noinline]] Fiber* current_fiber() noexcept;
+
+}  // namespace spindle::detail

@@ -1,0 +1,51 @@
+// spindle::this_fiber: yield, sleep, and the calling fiber's identity.
+#include <spindle/this_fiber.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include <spindle/detail/park.hpp>
+
+#include "sched/scheduler.hpp"
+
+namespace spindle::this_fiber {
+
+void yield() noexcept {
+  detail::Fiber* f = detail::current_fiber();
+  if (f == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  detail::Worker* w = detail::current_worker();
+  w->after_ = detail::AfterSwitch::yield;
+  detail::switch_to(f->ctx, w->sched_ctx_, nullptr);
+}
+
+void sleep_until(TimePoint deadline, std::source_location where) {
+  if (deadline <= Clock::now()) return;
+  detail::Waiter w;
+  detail::ParkOptions opts;
+  opts.deadline = deadline;
+  (void)detail::park(w, {detail::WaitReason::sleep, nullptr, where}, opts);
+}
+
+std::uint64_t id() noexcept {
+  detail::Fiber* f = detail::current_fiber();
+  return f == nullptr ? 0 : f->id;
+}
+
+std::string_view name() noexcept {
+  detail::Fiber* f = detail::current_fiber();
+  return f == nullptr ? std::string_view{} : std::string_view(f->name);
+}
+
+void set_name(std::string_view name) noexcept {
+  detail::Fiber* f = detail::current_fiber();
+  if (f == nullptr) return;
+  const std::size_t n = std::min(name.size(), sizeof f->name - 1);
+  std::memcpy(f->name, name.data(), n);
+  f->name[n] = '\0';
+}
+
+}  // namespace spindle::this_fiber
