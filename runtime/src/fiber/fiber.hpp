@@ -1,9 +1,9 @@
 // Fiber: the record of one spindle fiber.
 //
-// The record lives at the top of the fiber's own stack, followed (downwards) by the fiber's
-// callable and then its frames, so a spawn costs no heap allocation and a parked fiber touches
-// as few pages as its frames need. Stacks (with their records) are recycled through the worker's
-// cache and the StackPool; a record is rebuilt at every spawn.
+// Records are small and pooled per worker (the run queues and dumps walk them, so they must not
+// be scattered one per stack page, where they would also all alias to the same cache sets). The
+// fiber's callable lives at the top of its own stack, above its frames, so a spawn allocates
+// nothing once the pools are warm. Stacks and records are recycled through the worker's caches.
 //
 // Life of a fiber (see runtime/README.md): spawn() builds the record and makes it runnable; a
 // worker switches to it; it parks and is readied any number of times, possibly resuming on
@@ -36,7 +36,6 @@ struct Fiber {
   SwitchContext ctx;                  // saved registers while suspended (and sanitizer state)
   Stack stack;
   std::atomic<ParkState> park_state{ParkState::running};
-  Fiber* next_in_queue = nullptr;     // global run queue link
   Fiber* prev_live = nullptr;         // registry of live fibers (dumps, leak checks)
   Fiber* next_live = nullptr;
   std::uint64_t id = 0;

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 
 #include <atomic>
 #include <cstring>
@@ -22,12 +23,24 @@ constexpr std::size_t kGuardSlack = 64 * 1024;
 
 void on_fault(int sig, siginfo_t* info, void* uctx) {
   Fiber* f = current_fiber();
-  if (f != nullptr && f->stack.guard != nullptr) {
+  if (f != nullptr) {
+    // The fault is this fiber's overflow if its stack pointer left its stack, or if it touched
+    // the guard page (or just below it: a large frame can jump over the guard).
+    const auto* mc = &static_cast<ucontext_t*>(uctx)->uc_mcontext;
+#if defined(__x86_64__)
+    auto* sp = reinterpret_cast<char*>(mc->gregs[REG_RSP]);
+#elif defined(__aarch64__)
+    auto* sp = reinterpret_cast<char*>(mc->sp);
+#else
+    char* sp = f->stack.lo;
+#endif
     auto* addr = static_cast<char*>(info->si_addr);
-    auto* low = f->stack.guard >= reinterpret_cast<char*>(kGuardSlack) ? f->stack.guard - kGuardSlack
-                                                                       : nullptr;
-    if (addr >= low && addr < f->stack.lo) {
-      die_stack_overflow(f, "it ran into its guard page");
+    char* bottom = f->stack.guard != nullptr ? f->stack.guard : f->stack.lo;
+    const bool near_bottom = addr < f->stack.lo &&
+                             static_cast<std::size_t>(f->stack.lo - addr) <= kGuardSlack + (f->stack.lo - bottom);
+    if (sp < f->stack.lo || near_bottom) {
+      die_stack_overflow(f, f->stack.guard != nullptr ? "it ran into its guard page"
+                                                      : "it ran off the bottom of its stack");
     }
   }
   // Not ours: hand the fault to whoever handled it before (ASan, a crash reporter, the default).

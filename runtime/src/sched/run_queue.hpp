@@ -1,14 +1,21 @@
-// RunQueue: a worker's local queue of runnable fibers, after Go's runq (proc.go).
+// RunQueue: a worker's local queue of runnable fibers.
 //
-// A fixed ring of 256 slots with a single producer (the owning worker) and many consumers (the
-// owner pops from the head, thieves grab half of it with one CAS on head), plus a `run_next`
-// slot: a fiber readied by a channel hand-off runs next on the same worker, so a pair of fibers
-// passing messages stays on one core instead of bouncing between them (FIELD-NOTES: Boost.Fiber
-// loses 3-10x on ping-pong by letting the idle thread steal one of the pair). Thieves take
-// run_next only as a last resort (steal_run_next).
+// A ring of 256 slots plus a `run_next` slot (after Go's runq, proc.go). A fiber readied by a
+// hand-off (a channel send waking a receiver) goes to run_next and runs as soon as the waker
+// parks, so a pair of fibers passing messages stays on one core (FIELD-NOTES: Boost.Fiber loses
+// 3-10x on ping-pong by letting an idle thread steal one of the pair). Thieves take run_next only
+// as a last resort.
 //
-// Invariants: only the owner writes tail_ and buf_ slots in [tail, head+256); head_ only moves
-// forward by CAS. A fiber is in at most one queue slot.
+// Unlike Go's FIFO ring, the owner pops the ring LIFO (newest first) and thieves steal the oldest
+// half, as in Cilk-style work stealing: fork-join work (skynet, a loop that spawns then waits)
+// then runs depth-first, keeping few stacks live and warm; with FIFO, 1M spawned fibers were
+// nearly all alive at once (175k live stacks, 715 MB, measured). Starvation of the oldest entries
+// is prevented by popping FIFO every kFairnessTick picks (Worker::find_runnable), and yielding
+// fibers go to the global queue as Go's Gosched does.
+//
+// head, tail and an ABA tag share one 64-bit word, changed only by CAS: the owner's LIFO pop and
+// a thief's grab race for the same slots, and the tag (bumped by every owner pop) stops a thief
+// from committing a grab of slots the owner popped and refilled meanwhile.
 #pragma once
 
 #include <array>
@@ -23,89 +30,117 @@ class RunQueue {
  public:
   static constexpr std::uint32_t kSize = 256;
 
-  // Owner only. Returns false (and queues nothing) when the ring is full: the caller moves half
-  // of it to the global queue (take_half_for_overflow) and retries.
+  // Owner only. False when the ring is full (the caller moves half of it to the global queue).
   bool push(Fiber* f) noexcept {
-    const std::uint32_t h = head_.load(std::memory_order_acquire);
-    const std::uint32_t t = tail_.load(std::memory_order_relaxed);
-    if (t - h >= kSize) return false;
-    buf_[t % kSize].store(f, std::memory_order_relaxed);
-    tail_.store(t + 1, std::memory_order_release);
-    return true;
+    std::uint64_t v = word_.load(std::memory_order_acquire);
+    for (;;) {
+      const Ends e = unpack(v);
+      if (e.tail - e.head >= kSize) return false;
+      buf_[e.tail % kSize].store(f, std::memory_order_relaxed);
+      if (word_.compare_exchange_weak(v, pack(e.head, e.tail + 1, e.tag), std::memory_order_release,
+                                      std::memory_order_acquire)) {
+        return true;
+      }
+    }
   }
 
   // Owner only: puts f in run_next; returns the fiber it displaced (to be pushed), if any.
   Fiber* push_next(Fiber* f) noexcept { return run_next_.exchange(f, std::memory_order_acq_rel); }
 
-  // Owner only.
-  Fiber* pop() noexcept {
+  // Owner only: run_next, else the newest fiber in the ring (LIFO), or the oldest when `fifo`.
+  Fiber* pop(bool fifo = false) noexcept {
     Fiber* next = run_next_.load(std::memory_order_relaxed);
-    if (next != nullptr && run_next_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
+    if (next != nullptr &&
+        run_next_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
       return next;
     }
+    std::uint64_t v = word_.load(std::memory_order_acquire);
     for (;;) {
-      std::uint32_t h = head_.load(std::memory_order_acquire);
-      const std::uint32_t t = tail_.load(std::memory_order_relaxed);
-      if (t == h) return nullptr;
-      Fiber* f = buf_[h % kSize].load(std::memory_order_relaxed);
-      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed)) {
-        return f;
+      const Ends e = unpack(v);
+      if (e.tail == e.head) return nullptr;
+      if (fifo) {
+        Fiber* f = buf_[e.head % kSize].load(std::memory_order_relaxed);
+        if (word_.compare_exchange_weak(v, pack(e.head + 1, e.tail, e.tag), std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+          return f;
+        }
+      } else {
+        Fiber* f = buf_[(e.tail - 1) % kSize].load(std::memory_order_relaxed);
+        if (word_.compare_exchange_weak(v, pack(e.head, e.tail - 1, e.tag + 1),
+                                        std::memory_order_acq_rel, std::memory_order_acquire)) {
+          return f;
+        }
       }
     }
   }
 
-  // Owner only, when push() failed: removes half of the ring into `out`, returns the count.
-  std::uint32_t take_half_for_overflow(Fiber** out) noexcept {
-    std::uint32_t h = head_.load(std::memory_order_acquire);
-    const std::uint32_t t = tail_.load(std::memory_order_relaxed);
-    std::uint32_t n = (t - h) / 2;
-    for (std::uint32_t i = 0; i < n; ++i) out[i] = buf_[(h + i) % kSize].load(std::memory_order_relaxed);
-    if (!head_.compare_exchange_strong(h, h + n, std::memory_order_release, std::memory_order_relaxed)) {
-      return 0;  // thieves took some: the ring has room now
-    }
-    return n;
-  }
+  // Owner only, when push() failed: removes the older half of the ring into `out`.
+  std::uint32_t take_half_for_overflow(Fiber** out) noexcept { return grab(out, false); }
 
-  // Any thread: takes about half of the victim's fibers into `out` (room for kSize/2 + 1).
+  // Any thread: takes the older half of the ring into `out` (room for kSize/2 + 1 fibers).
   std::uint32_t grab(Fiber** out, bool steal_run_next) noexcept {
+    std::uint64_t v = word_.load(std::memory_order_acquire);
     for (;;) {
-      std::uint32_t h = head_.load(std::memory_order_acquire);
-      const std::uint32_t t = tail_.load(std::memory_order_acquire);
-      std::uint32_t n = t - h;
+      const Ends e = unpack(v);
+      std::uint32_t n = e.tail - e.head;
       n -= n / 2;
       if (n == 0) {
         if (steal_run_next) {
           Fiber* next = run_next_.load(std::memory_order_acquire);
-          if (next != nullptr && run_next_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
+          if (next != nullptr &&
+              run_next_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
             out[0] = next;
             return 1;
           }
         }
         return 0;
       }
-      if (n > kSize / 2) continue;  // read an inconsistent head/tail pair: retry
-      for (std::uint32_t i = 0; i < n; ++i) out[i] = buf_[(h + i) % kSize].load(std::memory_order_relaxed);
-      if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      for (std::uint32_t i = 0; i < n; ++i) {
+        out[i] = buf_[(e.head + i) % kSize].load(std::memory_order_relaxed);
+      }
+      if (word_.compare_exchange_weak(v, pack(e.head + n, e.tail, e.tag), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
         return n;
       }
     }
   }
 
+  [[nodiscard]] bool ring_empty() const noexcept {
+    const Ends e = unpack(word_.load(std::memory_order_seq_cst));
+    return e.tail == e.head;
+  }
   [[nodiscard]] bool empty() const noexcept {
-    return tail_.load(std::memory_order_seq_cst) == head_.load(std::memory_order_seq_cst) &&
-           run_next_.load(std::memory_order_seq_cst) == nullptr;
+    return ring_empty() && run_next_.load(std::memory_order_seq_cst) == nullptr;
   }
   [[nodiscard]] bool has_run_next() const noexcept {
     return run_next_.load(std::memory_order_acquire) != nullptr;
   }
   [[nodiscard]] std::uint32_t size() const noexcept {
-    return tail_.load(std::memory_order_acquire) - head_.load(std::memory_order_acquire) +
-           (has_run_next() ? 1u : 0u);
+    const Ends e = unpack(word_.load(std::memory_order_acquire));
+    return e.tail - e.head + (has_run_next() ? 1u : 0u);
   }
 
  private:
-  alignas(64) std::atomic<std::uint32_t> head_{0};
-  alignas(64) std::atomic<std::uint32_t> tail_{0};
+  // 22-bit head and tail (only their difference matters, at most kSize), 20-bit ABA tag.
+  static constexpr std::uint32_t kIndexBits = 22;
+  static constexpr std::uint32_t kIndexMask = (1u << kIndexBits) - 1;
+  static constexpr std::uint32_t kTagMask = (1u << 20) - 1;
+  struct Ends {
+    std::uint32_t head, tail, tag;
+  };
+  static Ends unpack(std::uint64_t v) noexcept {
+    const auto head = static_cast<std::uint32_t>(v & kIndexMask);
+    auto tail = static_cast<std::uint32_t>((v >> kIndexBits) & kIndexMask);
+    if (tail < head) tail += 1u << kIndexBits;  // tail wrapped the 22-bit space
+    return {head, tail, static_cast<std::uint32_t>(v >> (2 * kIndexBits))};
+  }
+  static std::uint64_t pack(std::uint32_t head, std::uint32_t tail, std::uint32_t tag) noexcept {
+    return static_cast<std::uint64_t>(head & kIndexMask) |
+           (static_cast<std::uint64_t>(tail & kIndexMask) << kIndexBits) |
+           (static_cast<std::uint64_t>(tag & kTagMask) << (2 * kIndexBits));
+  }
+
+  alignas(64) std::atomic<std::uint64_t> word_{0};
   std::atomic<Fiber*> run_next_{nullptr};
   std::array<std::atomic<Fiber*>, kSize> buf_{};
 };

@@ -103,6 +103,7 @@ void Worker::after_switch(Fiber* f) {
   switch (what) {
     case AfterSwitch::yield:
       sched_.ready_runnable(*this, f);
+      fifo_next_ = true;
       break;
     case AfterSwitch::park: {
       ParkRequest req = park_req_;
@@ -139,7 +140,11 @@ Fiber* Worker::find_runnable() {
       if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
     if ((tick_ & 7) == 0) sched_.check_timers();
-    if (Fiber* f = runq_.pop()) return found(f);
+    // LIFO normally (run_queue.hpp); FIFO after a yield (round-robin among yielders) and every
+    // kGlobalFairnessTick picks, so the oldest entries cannot starve.
+    const bool fifo = fifo_next_ || tick_ % kGlobalFairnessTick == 0;
+    fifo_next_ = false;
+    if (Fiber* f = runq_.pop(fifo)) return found(f);
     if (!sched_.global_empty()) {
       if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
@@ -241,9 +246,8 @@ bool Worker::sleep_idle() {
   if (run_next_victim != nullptr &&
       run_next_victim->switches_.load(std::memory_order_relaxed) == victim_switches) {
     Fiber* batch[RunQueue::kSize / 2 + 1];
-    if (run_next_victim->runq_.grab(batch, /*steal_run_next=*/true) > 0) {
-      sched_.push_local(*this, batch[0]);
-    }
+    const std::uint32_t got = run_next_victim->runq_.grab(batch, /*steal_run_next=*/true);
+    for (std::uint32_t k = 0; k < got; ++k) sched_.push_local(*this, batch[k]);
   }
   return !sched_.stopping_.load(std::memory_order_acquire);
 }
@@ -256,7 +260,11 @@ Scheduler::Scheduler(const Options& opts)
   const int n = default_worker_count(opts);
   workers_.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
-  default_stack_bytes_ = StackPool::round_size(opts.default_stack_size);
+  std::size_t stack = opts.default_stack_size;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  stack *= 4;  // sanitizer frames are several times larger (redzones, shadow bookkeeping)
+#endif
+  default_stack_bytes_ = StackPool::round_size(stack);
 }
 
 Scheduler::~Scheduler() = default;
@@ -288,10 +296,17 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   } else {
     st = stacks_.allocate(bytes);
   }
-  // Lay out the top of the stack: [record][callable][frames...] growing down.
-  char* rec = align_down(st.hi - sizeof(Fiber), alignof(Fiber));
-  auto* f = ::new (rec) Fiber();
-  char* callable = align_down(rec - fn.size, std::max<std::size_t>(fn.align, 16));
+  // The record lives in a compact pool (queues and dumps walk records, so they must not be
+  // scattered one per stack page); the callable lives at the top of the fiber's own stack.
+  void* mem = nullptr;
+  if (w != nullptr && !w->record_cache_.empty()) {
+    mem = w->record_cache_.back();
+    w->record_cache_.pop_back();
+  } else {
+    mem = ::operator new(sizeof(Fiber), std::align_val_t{alignof(Fiber)});
+  }
+  auto* f = ::new (mem) Fiber();
+  char* callable = align_down(st.hi - fn.size, std::max<std::size_t>(fn.align, 16));
   fn.move_to(callable, fn.src);
   f->fn = fn;
   f->fn.src = callable;
@@ -305,7 +320,9 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   spawned_.fetch_add(1, std::memory_order_relaxed);
   if (is_main) main_fiber_ = f;
   const std::uint64_t id = f->id;
-  enqueue(f, /*next=*/false);
+  // Like Go's newproc: the newest fiber runs next on this worker, so a spawning loop that then
+  // waits runs its children depth-first-ish, keeping few stacks live and caches warm.
+  enqueue(f, /*next=*/w != nullptr && w->current_ != nullptr);
   return id;
 }
 
@@ -315,6 +332,11 @@ void Scheduler::recycle(Worker& w, Fiber* f) {
   destroy_context(f->ctx);
   const Stack st = f->stack;
   f->~Fiber();
+  if (w.record_cache_.size() < kStackCacheMax) {
+    w.record_cache_.push_back(f);
+  } else {
+    ::operator delete(static_cast<void*>(f), std::align_val_t{alignof(Fiber)});
+  }
   if (st.size() == default_stack_bytes_ && w.stack_cache_.size() < kStackCacheMax) {
     w.stack_cache_.push_back(st);
   } else {
@@ -411,44 +433,35 @@ void Scheduler::global_push(Fiber* f) { global_push_batch(&f, 1); }
 
 void Scheduler::global_push_batch(Fiber** fs, std::uint32_t n) {
   std::lock_guard lock(global_mu_);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    fs[i]->next_in_queue = nullptr;
-    if (global_tail_ != nullptr) global_tail_->next_in_queue = fs[i];
-    else global_head_ = fs[i];
-    global_tail_ = fs[i];
-  }
+  global_.insert(global_.end(), fs, fs + n);
   global_size_.fetch_add(n, std::memory_order_seq_cst);
 }
 
 Fiber* Scheduler::global_pop(Worker& w) {
   std::lock_guard lock(global_mu_);
-  if (global_head_ == nullptr) return nullptr;
-  auto unlink_after = [this](Fiber* prev) {
-    Fiber* f = prev == nullptr ? global_head_ : prev->next_in_queue;
-    Fiber* nx = f->next_in_queue;
-    if (prev == nullptr) global_head_ = nx;
-    else prev->next_in_queue = nx;
-    if (global_tail_ == f) global_tail_ = prev;
-    f->next_in_queue = nullptr;
-    global_size_.fetch_sub(1, std::memory_order_seq_cst);
-    return f;
-  };
+  if (global_.empty()) return nullptr;
   if (opts_.force_migration && workers_.size() > 1) {
     // Only a fiber that last ran elsewhere (or never ran) may run here.
-    Fiber* prev = nullptr;
-    for (Fiber* f = global_head_; f != nullptr; prev = f, f = f->next_in_queue) {
-      if (f->last_worker != w.index_) return unlink_after(prev);
+    for (auto it = global_.begin(); it != global_.end(); ++it) {
+      Fiber* f = *it;
+      if (f->last_worker != w.index_) {
+        global_.erase(it);
+        global_size_.fetch_sub(1, std::memory_order_seq_cst);
+        return f;
+      }
     }
     return nullptr;
   }
-  Fiber* first = unlink_after(nullptr);
+  Fiber* first = global_.front();
+  global_.pop_front();
   // Take a fair share along, as Go's globrunqget does, so the next pops stay local.
-  std::size_t share = global_size_.load(std::memory_order_relaxed) / workers_.size();
-  share = std::min<std::size_t>(share, RunQueue::kSize / 2);
-  for (std::size_t i = 0; i < share && global_head_ != nullptr; ++i) {
-    if (!w.runq_.push(global_head_)) break;
-    unlink_after(nullptr);
+  std::size_t share = std::min<std::size_t>(global_.size() / workers_.size(), RunQueue::kSize / 2);
+  std::size_t moved = 0;
+  while (moved < share && w.runq_.push(global_.front())) {
+    global_.pop_front();
+    ++moved;
   }
+  global_size_.fetch_sub(1 + moved, std::memory_order_seq_cst);
   return first;
 }
 
@@ -460,7 +473,7 @@ bool Scheduler::any_work_visible(const Worker& self) const noexcept {
       if (!w->runq_.empty()) return true;
       continue;
     }
-    if (!w->runq_.empty() && w->runq_.size() > (w->runq_.has_run_next() ? 1u : 0u)) return true;
+    if (!w->runq_.ring_empty()) return true;
   }
   return false;
 }

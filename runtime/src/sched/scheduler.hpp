@@ -18,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -61,8 +62,10 @@ class Worker {
   std::atomic<std::uint64_t> switches_{0};
   std::atomic<std::uint32_t> wake_word_{0};  // futex: 1 = woken
   bool spinning_ = false;
+  bool fifo_next_ = false;   // the last fiber yielded: pick the oldest next
   std::uint64_t rng_;
   std::vector<Stack> stack_cache_;  // default-size stacks recycled on this worker
+  std::vector<void*> record_cache_; // fiber records' storage recycled on this worker
   std::thread thread_;
 
  private:
@@ -122,8 +125,7 @@ class Scheduler {
   TimerHeap timers_;
 
   std::mutex global_mu_;
-  Fiber* global_head_ = nullptr;
-  Fiber* global_tail_ = nullptr;
+  std::deque<Fiber*> global_;  // contiguous: popping must not walk cold fiber records
   std::atomic<std::size_t> global_size_{0};
 
   std::mutex idle_mu_;

@@ -1,0 +1,60 @@
+// Fatal reports: stack overflow and an exception escaping a detached fiber end the process with
+// a message naming the fiber, never a bare SIGSEGV or a silent hang.
+#include <gtest/gtest.h>
+
+#include <spindle/runtime.hpp>
+#include <spindle/this_fiber.hpp>
+
+#include "runtime/park_latch.hpp"
+
+namespace spindle {
+namespace {
+
+// Recurses until the stack runs out (the bound is never reached: it only silences the
+// compiler's infinite-recursion warning).
+[[gnu::noinline]] int recurse(int depth) {
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  if (depth > (1 << 30)) return 0;
+  return depth + recurse(depth + 1) + frame[0];
+}
+
+void overflow_in_fiber(std::size_t max_guarded) {
+  Options opts;
+  opts.workers = 2;
+  opts.max_guarded_stacks = max_guarded;
+  run(opts, [] {
+    testing::ParkLatch done(1);
+    go(SpawnOptions{.name = "deep-recursion", .stack_size = 64 * 1024}, [&] {
+      recurse(0);
+      done.count_down();
+    });
+    done.wait();
+  });
+}
+
+class CrashTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+TEST_F(CrashTest, StackOverflowOnGuardedStackIsReported) {
+  EXPECT_DEATH(overflow_in_fiber(8192),
+               "stack overflow in fiber [0-9]+ \"deep-recursion\" \\(spawned at .*crash_test.cpp");
+}
+
+TEST_F(CrashTest, StackOverflowOnUnguardedStackIsReported) {
+  EXPECT_DEATH(overflow_in_fiber(0), "stack overflow in fiber [0-9]+ \"deep-recursion\".*unguarded");
+}
+
+TEST_F(CrashTest, UncaughtExceptionNamesTheFiber) {
+  EXPECT_DEATH(run([] {
+                 testing::ParkLatch never(1);
+                 go(SpawnOptions{.name = "thrower"}, [] { throw std::runtime_error("kaboom"); });
+                 never.wait();
+               }),
+               "panic: uncaught exception in fiber [0-9]+ \"thrower\".*kaboom");
+}
+
+}  // namespace
+}  // namespace spindle
