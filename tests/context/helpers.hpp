@@ -1,0 +1,33 @@
+// Helpers shared by the context tests.
+#pragma once
+
+#include <chrono>
+#include <system_error>
+
+#include <spindle/context.hpp>
+#include <spindle/error.hpp>
+#include <spindle/this_fiber.hpp>
+
+namespace spindle::testing {
+
+// Polls `pred` with yields, for at most `limit`: only for conditions nothing can signal (e.g.
+// "the fiber has parked and registered with the context"), never for ordering work.
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    this_fiber::yield();
+  }
+  return true;
+}
+
+inline std::error_code canceled() { return make_error_code(errc::canceled); }
+inline std::error_code deadline_exceeded() { return make_error_code(errc::deadline_exceeded); }
+
+// Blocks until ctx is done (a long context-aware sleep), returning ctx.err().
+inline std::error_code wait_done(const Context& ctx) {
+  return this_fiber::sleep_for(ctx, std::chrono::hours(1));
+}
+
+}  // namespace spindle::testing
