@@ -14,15 +14,21 @@ class ParkLatch {
  public:
   explicit ParkLatch(std::int64_t count) : count_(count) {}
 
+  // The latch may be destroyed as soon as a waiter returns, so the waiters are taken off it
+  // under the lock and woken after releasing it: nothing of the latch is touched after that.
   void count_down() {
     mu_.lock();
+    detail::Waiter* wake = nullptr;
     if (--count_ == 0) {
-      while (detail::Waiter* w = waiters_) {
-        waiters_ = w->next;
-        if (w->claim(detail::WakeReason::notified)) w->ready();
-      }
+      wake = waiters_;
+      waiters_ = nullptr;
     }
     mu_.unlock();
+    while (wake != nullptr) {
+      detail::Waiter* next = wake->next;  // read before ready(): the waiter may vanish after
+      if (wake->claim(detail::WakeReason::notified)) wake->ready();
+      wake = next;
+    }
   }
 
   void wait() {

@@ -10,6 +10,7 @@
 
 #include "runtime/park_latch.hpp"
 #include "support/fiber_test.hpp"
+#include "support/scale.hpp"
 
 namespace spindle {
 namespace {
@@ -20,11 +21,7 @@ using detail::WaitReason;
 using detail::Waiter;
 using detail::WakeReason;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kRounds = 2'000;
-#else
-constexpr int kRounds = 20'000;
-#endif
+constexpr int kRounds = static_cast<int>(testing::scaled(20'000, 2'000, 2'000));
 
 // A slot through which one fiber publishes its Waiter to a waker on another thread.
 struct Mailbox {

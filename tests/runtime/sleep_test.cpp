@@ -9,6 +9,7 @@
 
 #include "runtime/park_latch.hpp"
 #include "support/fiber_test.hpp"
+#include "support/scale.hpp"
 
 namespace spindle {
 namespace {
@@ -27,11 +28,7 @@ FIBER_TEST(Sleep, NeverWakesBeforeItsDeadline) {
 }
 
 FIBER_TEST(Sleep, ManySleepersAllWakeAfterTheirDeadlines) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  constexpr int kSleepers = 10'000;
-#else
-  constexpr int kSleepers = 100'000;
-#endif
+  constexpr int kSleepers = static_cast<int>(testing::scaled(100'000, 10'000, 2'000));
   std::atomic<int> early{0};
   std::atomic<int> woke{0};
   testing::ParkLatch done(kSleepers);

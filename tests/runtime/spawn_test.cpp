@@ -9,15 +9,12 @@
 
 #include "runtime/park_latch.hpp"
 #include "support/fiber_test.hpp"
+#include "support/scale.hpp"
 
 namespace spindle {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kMillion = 100'000;  // sanitizers run ~10x slower; the shape is what matters
-#else
-constexpr int kMillion = 1'000'000;
-#endif
+constexpr int kMillion = static_cast<int>(testing::scaled(1'000'000, 100'000, 5'000));
 
 FIBER_TEST(Spawn, MillionFibersEachRunExactlyOnce) {
   auto runs = std::make_unique<std::atomic<std::uint8_t>[]>(kMillion);
@@ -77,9 +74,10 @@ FIBER_TEST(Spawn, NestedSpawnTreeSumsExactly) {
       parent.count_down();
     }
   };
-  go([&] { Node::run(sum, done, 0, 100'000); });
+  constexpr long long kLeaves = testing::scaled(100'000, 10'000, 1'000);
+  go([&] { Node::run(sum, done, 0, kLeaves); });
   done.wait();
-  EXPECT_EQ(sum.load(), 100'000LL * 99'999 / 2);
+  EXPECT_EQ(sum.load(), kLeaves * (kLeaves - 1) / 2);
 }
 
 FIBER_TEST(Spawn, IdsAreUniqueAndNamesStick) {

@@ -22,6 +22,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <source_location>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -90,10 +91,20 @@ std::uint64_t go(const SpawnOptions& opts, F&& fn, Args&&... args) {
   return detail::spawn(opts, detail::make_callable(body));
 }
 
-template <class F, class... Args>
+// The common form, go(fn): records the caller as the spawn site.
+template <class F>
   requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>)
-std::uint64_t go(F&& fn, Args&&... args) {
-  return go(SpawnOptions{}, std::forward<F>(fn), std::forward<Args>(args)...);
+std::uint64_t go(F&& fn, std::source_location where = std::source_location::current()) {
+  return go(SpawnOptions{.where = where}, std::forward<F>(fn));
+}
+
+// go(fn, args...): a default argument cannot follow a pack, so this form records no call site
+// of its own; pass SpawnOptions{} (whose `where` defaults to its construction site) for one.
+template <class F, class A0, class... Args>
+  requires(!std::is_same_v<std::decay_t<F>, SpawnOptions> &&
+           !std::is_same_v<std::decay_t<A0>, std::source_location>)
+std::uint64_t go(F&& fn, A0&& a0, Args&&... args) {
+  return go(SpawnOptions{}, std::forward<F>(fn), std::forward<A0>(a0), std::forward<Args>(args)...);
 }
 
 // Number of worker threads of the running runtime (0 when none runs).

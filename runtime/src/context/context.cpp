@@ -51,8 +51,10 @@ struct Deferred {
   std::vector<std::shared_ptr<ContextNode>> timers;  // descendants whose timer to dequeue
   std::vector<std::stop_source> stops;
   std::vector<std::shared_ptr<AfterFuncState>> funcs;
+  std::vector<Chan<std::monostate>> chans;  // done() channels to close
 
   void run() noexcept {
+    for (auto& c : chans) c.close();  // closed exactly once: only the first cancel gets here
     for (auto& n : timers) cancel_timer(n.get());
     for (auto& s : stops) s.request_stop();  // runs user stop_callbacks: no lock held
     for (auto& a : funcs) {
@@ -106,6 +108,7 @@ bool cancel_subtree(ContextNode* n, std::error_code err, std::error_code cause, 
   for (Waiter* w : n->more_waiters) wake_waiter(w);
   n->more_waiters.clear();
   if (n->stop) d.stops.push_back(*n->stop);
+  if (!n->done_chan.is_nil()) d.chans.push_back(n->done_chan);
   ChildLink* head = &n->children;
   for (ChildLink* c = head->next; c != head;) {
     ChildLink* next = c->next;
@@ -388,6 +391,32 @@ std::error_code Context::err() const noexcept {
   detail::check_lazy_deadline(g);
   if (g->done.load(std::memory_order_acquire)) return g->err;
   return {};
+}
+
+Receiver<std::monostate> Context::done() const {
+  ContextNode* g = node_ ? node_->governing : nullptr;
+  if (g == nullptr) return {};  // the nil channel: never ready
+  (void)err();                  // a lazily noticed deadline
+  g->mu.lock();
+  if (!g->done_chan.is_nil()) {
+    Receiver<std::monostate> r = g->done_chan;
+    g->mu.unlock();
+    return r;
+  }
+  g->mu.unlock();
+  Chan<std::monostate> fresh(0);  // allocated outside the spinlock
+  bool close_now = false;
+  g->mu.lock();
+  if (g->done_chan.is_nil()) {
+    g->done_chan = fresh;
+    // A cancel that ran before the channel existed could not close it: we do. (If the cancel
+    // comes later it finds the channel and closes it; exactly one of the two does.)
+    close_now = g->done.load(std::memory_order_relaxed);
+  }
+  Receiver<std::monostate> r = g->done_chan;
+  g->mu.unlock();
+  if (close_now) fresh.close();
+  return r;
 }
 
 std::optional<TimePoint> Context::deadline() const noexcept {

@@ -34,6 +34,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include <spindle/chan.hpp>
 #include <spindle/context.hpp>
 #include <spindle/detail/park.hpp>
 #include <spindle/detail/spinlock.hpp>
@@ -100,7 +101,7 @@ struct ContextNode : ChildLink, std::enable_shared_from_this<ContextNode> {
   Waiter* waiter1 = nullptr;               // context-aware waits; guarded by mu
   std::unordered_set<Waiter*> more_waiters;
   std::optional<std::stop_source> stop;    // created on first stop_token(); guarded by mu
-  void* done_chan = nullptr;               // the done() channel's state (context.cpp); mu
+  Chan<std::monostate> done_chan;          // created by the first done(); guarded by mu
 
   // Deadline nodes.
   std::error_code deadline_cause;

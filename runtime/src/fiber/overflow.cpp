@@ -36,9 +36,13 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 #endif
     auto* addr = static_cast<char*>(info->si_addr);
     char* bottom = f->stack.guard != nullptr ? f->stack.guard : f->stack.lo;
-    const bool near_bottom = addr < f->stack.lo &&
-                             static_cast<std::size_t>(f->stack.lo - addr) <= kGuardSlack + (f->stack.lo - bottom);
-    if (sp < f->stack.lo || near_bottom) {
+    // Only just below the stack: the worker's own stack (current_ is still set while the worker
+    // runs after_switch) or a wild pointer elsewhere is not an overflow.
+    auto just_below = [&](const char* p) {
+      return p < f->stack.lo &&
+             static_cast<std::size_t>(f->stack.lo - p) <= kGuardSlack + static_cast<std::size_t>(f->stack.lo - bottom);
+    };
+    if (just_below(sp) || just_below(addr)) {
       die_stack_overflow(f, f->stack.guard != nullptr ? "it ran into its guard page"
                                                       : "it ran off the bottom of its stack");
     }

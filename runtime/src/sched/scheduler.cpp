@@ -267,7 +267,22 @@ Scheduler::Scheduler(const Options& opts)
   default_stack_bytes_ = StackPool::round_size(stack);
 }
 
-Scheduler::~Scheduler() = default;
+Scheduler::~Scheduler() {
+  // Fibers still alive were abandoned when the main fiber returned (runtime.hpp): free their
+  // records; their stacks go with the StackPool. None of them is ever resumed.
+  Fiber* f = live_head_;
+  while (f != nullptr) {
+    Fiber* next = f->next_live;
+    destroy_context(f->ctx);
+    f->~Fiber();
+    ::operator delete(static_cast<void*>(f), std::align_val_t{alignof(Fiber)});
+    f = next;
+  }
+}
+
+Worker::~Worker() {
+  for (void* mem : record_cache_) ::operator delete(mem, std::align_val_t{alignof(Fiber)});
+}
 
 void Scheduler::start_workers() {
   for (std::size_t i = 1; i < workers_.size(); ++i) {
@@ -313,7 +328,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   f->stack = st;
   f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
   const std::size_t name_len = std::min(opts.name.size(), sizeof f->name - 1);
-  std::memcpy(f->name, opts.name.data(), name_len);
+  if (name_len > 0) std::memcpy(f->name, opts.name.data(), name_len);
   f->spawn_site = opts.where;
   make_context(f->ctx, st.lo, align_down(callable, 64), &fiber_main);
   live_register(f);

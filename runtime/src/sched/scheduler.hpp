@@ -48,6 +48,9 @@ struct ParkRequest {
 class Worker {
  public:
   Worker(Scheduler& sched, int index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
   void loop();               // runs until the scheduler stops
   [[nodiscard]] int index() const noexcept { return index_; }
 
