@@ -11,8 +11,10 @@ namespace spindle::detail {
 namespace {
 constexpr std::size_t kSlabStacks = 64;  // stacks carved per slab mmap (empirical)
 
+constexpr std::size_t kCanaryZone = 16;  // top bytes of each region kept for the canary above
+
 void write_canary(const Stack& s) noexcept {
-  std::memcpy(s.lo, &kStackCanary, sizeof kStackCanary);
+  if (s.canary != nullptr) std::memcpy(s.canary, &kStackCanary, sizeof kStackCanary);
 }
 }  // namespace
 
@@ -29,73 +31,66 @@ std::size_t StackPool::round_size(std::size_t usable) noexcept {
 
 StackPool::~StackPool() {
   for (const Slab& s : slabs_) ::munmap(s.base, s.bytes);
-  for (const Stack& s : guarded_maps_) ::munmap(s.guard, s.size() + page_size());
+}
+
+bool Stack::canary_intact() const noexcept {
+  return canary == nullptr || std::memcmp(canary, &kStackCanary, sizeof kStackCanary) == 0;
 }
 
 Stack StackPool::allocate(std::size_t usable) {
   const std::size_t size = round_size(usable);
   std::lock_guard lock(mu_);
-  for (SizeClass& c : classes_) {
-    if (c.size == size && !c.free.empty()) {
-      Stack s = c.free.back();
-      c.free.pop_back();
-      if (s.guard == nullptr) write_canary(s);
-      return s;
-    }
-  }
-  Stack s = live_guarded_ < max_guarded_ ? map_guarded(size) : carve_slab(size);
-  if (s.guard != nullptr) ++live_guarded_;
+  SizeClass& cls = size_class(size);
+  if (cls.free.empty()) carve_slab(cls, /*guarded=*/live_guarded_ < max_guarded_);
+  Stack s = cls.free.back();
+  cls.free.pop_back();
   write_canary(s);
   return s;
 }
 
 void StackPool::release(const Stack& s) noexcept {
   std::lock_guard lock(mu_);
+  size_class(s.region).free.push_back(s);
+}
+
+StackPool::SizeClass& StackPool::size_class(std::size_t size) {
   for (SizeClass& c : classes_) {
-    if (c.size == s.size()) {
-      c.free.push_back(s);
-      return;
-    }
+    if (c.size == size) return c;
   }
-  classes_.push_back(SizeClass{s.size(), {s}});
+  classes_.push_back(SizeClass{size, {}});
+  return classes_.back();
 }
 
-Stack StackPool::map_guarded(std::size_t size) {
+void StackPool::carve_slab(SizeClass& cls, bool guarded) {
+  // One mapping per kSlabStacks stacks: far fewer system calls than one mmap per stack, and
+  // unguarded stacks merge into a single kernel mapping. A guard page costs an mprotect and
+  // splits the mapping (two entries of vm.max_map_count per guarded stack).
   const std::size_t page = page_size();
-  void* p = ::mmap(nullptr, size + page, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (p == MAP_FAILED) return carve_slab(size);  // out of mappings: fall back, don't fail
-  if (::mprotect(p, page, PROT_NONE) != 0) {
-    ::munmap(p, size + page);
-    return carve_slab(size);
-  }
-  char* base = static_cast<char*>(p);
-  Stack s{base + page, base + page + size, base};
-  guarded_maps_.push_back(s);
-  return s;
-}
-
-Stack StackPool::carve_slab(std::size_t size) {
-  const std::size_t bytes = size * kSlabStacks;
+  const std::size_t stride = cls.size + (guarded ? page : 0);
+  // Unguarded slabs start with one spare page: the canary zone of their first stack.
+  const std::size_t lead = guarded ? 0 : page;
+  const std::size_t bytes = lead + stride * kSlabStacks;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   char* base = static_cast<char*>(p);
   slabs_.push_back(Slab{base, bytes});
-  // Keep the first stack; the rest go to the free list of this size.
-  SizeClass* cls = nullptr;
-  for (SizeClass& c : classes_) {
-    if (c.size == size) cls = &c;
+  for (std::size_t i = kSlabStacks; i-- > 0;) {
+    char* region = base + lead + i * stride;
+    Stack s;
+    s.region = cls.size;
+    if (guarded && ::mprotect(region, page, PROT_NONE) == 0) {
+      s.guard = region;
+      s.lo = region + page;
+      s.hi = s.lo + cls.size;
+      ++live_guarded_;
+    } else {
+      s.lo = region + (guarded ? page : 0);
+      s.hi = s.lo + cls.size - kCanaryZone;  // the top bytes hold the canary of the stack above
+      s.canary = s.lo - kCanaryZone;
+    }
+    cls.free.push_back(s);
   }
-  if (cls == nullptr) {
-    classes_.push_back(SizeClass{size, {}});
-    cls = &classes_.back();
-  }
-  for (std::size_t i = kSlabStacks - 1; i >= 1; --i) {
-    Stack s{base + i * size, base + (i + 1) * size, nullptr};
-    cls->free.push_back(s);
-  }
-  return Stack{base, base + size, nullptr};
 }
 
 }  // namespace spindle::detail

@@ -1,11 +1,12 @@
 // Fiber stacks: pooled, and guarded while the kernel's map budget allows.
 //
-// A stack is one contiguous range [base, base + size). Guarded stacks are single mmaps with a
-// PROT_NONE page at the bottom: an overflow faults in the guard and the SIGSEGV handler reports
-// it. Each guard costs two entries of vm.max_map_count (65530 by default), so past
-// Options::max_guarded_stacks live guarded stacks we carve unguarded stacks out of large slabs
-// (adjacent stacks merge into one mapping) and detect overflow with a canary word at the bottom,
-// checked at every switch away from the fiber and when it exits.
+// Stacks are carved from slabs of 64 (one mmap each). While fewer than
+// Options::max_guarded_stacks exist, each gets a PROT_NONE guard page below it: an overflow
+// faults there and the SIGSEGV handler reports it. Each guard costs two entries of
+// vm.max_map_count (65530 by default), so past that budget slabs are unguarded (adjacent stacks
+// merge into one mapping) and overflow is caught by the SIGSEGV handler when the stack pointer
+// leaves the stack, and by a canary word just below every stack (see Stack::canary), checked at
+// every switch away from the fiber and when it exits.
 //
 // Freed stacks go back to a per-size free list and are reused while their pages are resident:
 // on this VM a first-touch page fault costs ~1.5 us, more than a whole spawn should.
@@ -21,8 +22,14 @@ namespace spindle::detail {
 struct Stack {
   char* lo = nullptr;        // lowest usable byte (just above the guard page, if any)
   char* hi = nullptr;        // one past the highest usable byte
-  char* guard = nullptr;     // the guard page, or nullptr for slab stacks
+  char* guard = nullptr;     // the guard page, or nullptr for an unguarded stack
+  // Unguarded stacks: 8 bytes just below `lo`, in the top of the region below (which is resident
+  // whenever that region is in use), so checking it touches no extra page of this stack; an
+  // overflow crosses it first. Null for guarded stacks (the guard page catches overflows).
+  char* canary = nullptr;
+  std::size_t region = 0;    // the size class: bytes from lo to the next stack's lo
   [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(hi - lo); }
+  [[nodiscard]] bool canary_intact() const noexcept;
 };
 
 inline constexpr std::uint64_t kStackCanary = 0x5350494e444c4521ull;  // "SPINDLE!"
@@ -46,8 +53,8 @@ class StackPool {
     std::size_t size;
     std::vector<Stack> free;
   };
-  Stack map_guarded(std::size_t size);
-  Stack carve_slab(std::size_t size);
+  SizeClass& size_class(std::size_t size);
+  void carve_slab(SizeClass& cls, bool guarded);
 
   std::mutex mu_;
   std::size_t max_guarded_;
@@ -57,8 +64,7 @@ class StackPool {
     char* base;
     std::size_t bytes;
   };
-  std::vector<Slab> slabs_;         // unmapped in the destructor
-  std::vector<Stack> guarded_maps_; // all guarded stacks ever mapped, unmapped in the destructor
+  std::vector<Slab> slabs_;  // unmapped in the destructor
 };
 
 }  // namespace spindle::detail

@@ -95,7 +95,7 @@ void Worker::run(Fiber* f) {
 }
 
 void Worker::after_switch(Fiber* f) {
-  if (std::memcmp(f->stack.lo, &kStackCanary, sizeof kStackCanary) != 0) {
+  if (!f->stack.canary_intact()) {
     die_stack_overflow(f, "its stack canary was overwritten");
   }
   const AfterSwitch what = after_;
@@ -352,7 +352,7 @@ void Scheduler::recycle(Worker& w, Fiber* f) {
   } else {
     ::operator delete(static_cast<void*>(f), std::align_val_t{alignof(Fiber)});
   }
-  if (st.size() == default_stack_bytes_ && w.stack_cache_.size() < kStackCacheMax) {
+  if (st.region == default_stack_bytes_ && w.stack_cache_.size() < kStackCacheMax) {
     w.stack_cache_.push_back(st);
   } else {
     stacks_.release(st);
