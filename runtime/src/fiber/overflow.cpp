@@ -1,5 +1,6 @@
 #include "fiber/overflow.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -20,6 +21,15 @@ constexpr std::size_t kAltStackSize = 64 * 1024;
 // A frame larger than this may jump over the guard page entirely; faults this far below a
 // guarded stack still count as its overflow.
 constexpr std::size_t kGuardSlack = 64 * 1024;
+// How far below its stack an overflowing fiber's stack pointer may have run before faulting.
+constexpr std::size_t kWildStackDistance = 256ull * 1024 * 1024;
+
+thread_local const char* t_thread_stack_lo = nullptr;
+thread_local const char* t_thread_stack_hi = nullptr;
+
+bool on_worker_stack(const char* sp) {
+  return sp >= t_thread_stack_lo && sp < t_thread_stack_hi;
+}
 
 void on_fault(int sig, siginfo_t* info, void* uctx) {
   Fiber* f = current_fiber();
@@ -36,13 +46,18 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 #endif
     auto* addr = static_cast<char*>(info->si_addr);
     char* bottom = f->stack.guard != nullptr ? f->stack.guard : f->stack.lo;
-    // Only just below the stack: the worker's own stack (current_ is still set while the worker
-    // runs after_switch) or a wild pointer elsewhere is not an overflow.
+    // The fault address just below the stack (a frame touching the guard or just past it), or
+    // the stack pointer anywhere below it: an unguarded stack's overflow may run through the
+    // neighbouring stacks before it faults. The worker's own stack is excluded (current_ is still
+    // set while the worker runs after_switch on it).
     auto just_below = [&](const char* p) {
       return p < f->stack.lo &&
              static_cast<std::size_t>(f->stack.lo - p) <= kGuardSlack + static_cast<std::size_t>(f->stack.lo - bottom);
     };
-    if (just_below(sp) || just_below(addr)) {
+    const bool sp_below = sp < f->stack.lo &&
+                          static_cast<std::size_t>(f->stack.lo - sp) <= kWildStackDistance &&
+                          !on_worker_stack(sp);
+    if (just_below(addr) || sp_below) {
       die_stack_overflow(f, f->stack.guard != nullptr ? "it ran into its guard page"
                                                       : "it ran off the bottom of its stack");
     }
@@ -75,6 +90,16 @@ void install_overflow_handler() {
 }
 
 AltSignalStack::AltSignalStack() {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* lo = nullptr;
+    std::size_t size = 0;
+    if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+      t_thread_stack_lo = static_cast<char*>(lo);
+      t_thread_stack_hi = static_cast<char*>(lo) + size;
+    }
+    pthread_attr_destroy(&attr);
+  }
   stack_t current{};
   if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0) {
     return;  // the thread has one already (e.g. a sanitizer's)
