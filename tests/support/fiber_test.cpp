@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include <spindle/debug.hpp>
 #include <spindle/this_fiber.hpp>
 
 namespace spindle::testing {
@@ -24,8 +25,8 @@ class HangGuard {
     thread_ = std::thread([this] {
       std::unique_lock lock(mu_);
       if (!cv_.wait_for(lock, std::chrono::seconds(hang_limit_seconds()), [this] { return done_; })) {
-        std::fprintf(stderr, "\nspindle test: %s did not finish within %d s: aborting\n",
-                     what_.c_str(), hang_limit_seconds());
+        std::fprintf(stderr, "\nspindle test: %s did not finish within %d s: aborting\n%s",
+                     what_.c_str(), hang_limit_seconds(), fiber_dump().c_str());
         std::fflush(stderr);
         std::abort();
       }

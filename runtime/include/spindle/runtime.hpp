@@ -17,6 +17,7 @@
 // runs at a time per process; run() may be called again after it returns.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -42,7 +43,19 @@ struct Options {
   // Resume every woken fiber on a different worker than the one it parked on (a test mode that
   // shakes out thread-affinity bugs: a thread_local or errno held across a park).
   bool force_migration = false;
+  // When every fiber is blocked and nothing can wake one (no runnable fiber, no pending timer,
+  // no I/O wait, no blocking call in flight) for `deadlock_grace` (a thread outside the runtime
+  // could still send on a channel meanwhile), the runtime prints
+  // "fatal error: all fibers are asleep - deadlock!" and a dump of every fiber, then:
+  //   exit:            ends the process with status kDeadlockExitCode (2), as Go does;
+  //   throw_from_run:  run() throws DeadlockError (the blocked fibers are abandoned);
+  //   ignore:          keeps sleeping (a program woken only by plain threads).
+  enum class OnDeadlock { exit, throw_from_run, ignore };
+  OnDeadlock on_deadlock = OnDeadlock::exit;
+  std::chrono::milliseconds deadlock_grace{1000};
 };
+
+inline constexpr int kDeadlockExitCode = 2;
 
 namespace detail {
 void run_main(const Options& opts, const SpawnOptions& main_opts, const Callable& fn);

@@ -4,10 +4,15 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "fiber/fiber.hpp"
 
 namespace spindle::detail {
+
+class Scheduler;
+// Every live fiber with its state, wait reason and call sites (see spindle/debug.hpp).
+std::string format_fiber_dump(Scheduler& s);
 
 // Writes "fiber 12 "name" (spawned at file:line in func)" to `out`.
 void describe_fiber(std::FILE* out, const Fiber* f);

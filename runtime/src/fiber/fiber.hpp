@@ -42,13 +42,15 @@ struct Fiber {
   Callable fn{};                      // fn.src points at the callable's copy on this stack
   int last_worker = -1;               // the worker it last ran on (force-migration mode)
 
-  // Diagnostics: read racily by dumps, written by the fiber itself.
+  // Diagnostics. Written by the fiber itself as it parks, read by dumps from any thread: relaxed
+  // atomics, so a dump sees each field whole (possibly from different waits). The name is
+  // written under the scheduler's live_mu_, which dumps hold.
   char name[32] = {};
   std::source_location spawn_site{};
-  WaitReason wait_reason = WaitReason::none;
-  const void* wait_object = nullptr;
-  std::source_location wait_site{};
-  TimePoint wait_since{};
+  std::atomic<WaitReason> wait_reason{WaitReason::none};
+  std::atomic<const void*> wait_object{nullptr};
+  std::atomic<std::source_location> wait_site{std::source_location{}};
+  std::atomic<Duration::rep> wait_since{0};
 };
 
 }  // namespace spindle::detail

@@ -76,10 +76,10 @@ WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
     if (opts.unlock != nullptr) opts.unlock(opts.unlock_arg);
     return WakeReason::timeout;
   }
-  f->wait_reason = site.reason;
-  f->wait_object = site.object;
-  f->wait_site = site.where;
-  f->wait_since = Clock::now();
+  f->wait_reason.store(site.reason, std::memory_order_relaxed);
+  f->wait_object.store(site.object, std::memory_order_relaxed);
+  f->wait_site.store(site.where, std::memory_order_relaxed);
+  f->wait_since.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
 
   TimerNode timer;
   Worker* worker = current_worker();
@@ -97,8 +97,8 @@ WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
   // Resumed, perhaps on another worker. Disarm what may still point at `w`.
   if (opts.deadline != kNoDeadline) current_scheduler()->timers_.cancel(&timer);
   if (opts.interrupt != nullptr) opts.interrupt->disarm(opts.interrupt->self, w);
-  f->wait_reason = WaitReason::none;
-  f->wait_object = nullptr;
+  f->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
+  f->wait_object.store(nullptr, std::memory_order_relaxed);
   return w.reason();
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include <spindle/debug.hpp>
 #include <spindle/errors.hpp>
 
 #include "diag/report.hpp"
@@ -106,6 +107,7 @@ void Worker::after_switch(Fiber* f) {
       fifo_next_ = true;
       break;
     case AfterSwitch::park: {
+      sched_.parks_.fetch_add(1, std::memory_order_relaxed);
       ParkRequest req = park_req_;
       park_req_ = {};
       // Only now, with the fiber off its stack, may a waker see it (park.hpp).
@@ -140,6 +142,9 @@ Fiber* Worker::find_runnable() {
       if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
     if ((tick_ & 7) == 0) sched_.check_timers();
+    // Busy workers still look at the network now and then (Go's sysmon does it every 10 ms),
+    // or fibers waiting on I/O would starve behind fibers that only yield.
+    if (tick_ % kGlobalFairnessTick == 0) sched_.poll_network();
     // LIFO normally (run_queue.hpp); FIFO after a yield (round-robin among yielders) and every
     // kGlobalFairnessTick picks, so the oldest entries cannot starve.
     const bool fifo = fifo_next_ || tick_ % kGlobalFairnessTick == 0;
@@ -149,6 +154,9 @@ Fiber* Worker::find_runnable() {
       if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
     if (sched_.check_timers() > 0) {
+      if (Fiber* f = runq_.pop()) return found(f);
+    }
+    if (sched_.poll_network()) {
       if (Fiber* f = runq_.pop()) return found(f);
     }
     if (!spinning_) {
@@ -187,6 +195,7 @@ Fiber* Worker::steal(bool steal_run_next) {
     std::uint32_t got = victim->runq_.grab(batch, steal_run_next);
     if (got == 0) continue;
     for (std::uint32_t k = 1; k < got; ++k) sched_.push_local(*this, batch[k]);
+    sched_.steals_.fetch_add(1, std::memory_order_relaxed);
     return batch[0];
   }
   return nullptr;
@@ -222,10 +231,14 @@ bool Worker::sleep_idle() {
       }
     }
   }
-  while (!retry && wake_word_.load(std::memory_order_seq_cst) == 0 &&
-         !sched_.stopping_.load(std::memory_order_seq_cst)) {
-    futex_wait(wake_word_, 0, deadline);
-    if (deadline != kNoDeadline && Clock::now() >= deadline) break;
+  if (!retry) sched_.idle_sleeps_.fetch_add(1, std::memory_order_relaxed);
+  if (!retry && deadline == kNoDeadline && sched_.check_deadlock(*this)) retry = true;
+  if (!retry && !sched_.block_in_poller(*this, deadline)) {
+    while (wake_word_.load(std::memory_order_seq_cst) == 0 &&
+           !sched_.stopping_.load(std::memory_order_seq_cst)) {
+      futex_wait(wake_word_, 0, deadline);
+      if (deadline != kNoDeadline && Clock::now() >= deadline) break;
+    }
   }
   bool popped_by_waker;
   {
@@ -293,6 +306,7 @@ void Scheduler::start_workers() {
 
 void Scheduler::stop() {
   stopping_.store(true, std::memory_order_seq_cst);
+  if (Netpoller* np = netpoller_.load(std::memory_order_acquire)) np->interrupt();
   for (auto& w : workers_) {
     w->wake_word_.store(1, std::memory_order_seq_cst);
     futex_wake(w->wake_word_);
@@ -516,7 +530,43 @@ void Scheduler::wake_idle_worker() {
     return;
   }
   w->wake_word_.store(1, std::memory_order_seq_cst);
-  futex_wake(w->wake_word_);
+  if (poll_owner_.load(std::memory_order_seq_cst) == w) {
+    netpoller_.load(std::memory_order_acquire)->interrupt();
+  } else {
+    futex_wake(w->wake_word_);
+  }
+}
+
+Netpoller& Scheduler::netpoller() {
+  if (Netpoller* np = netpoller_.load(std::memory_order_acquire)) return *np;
+  std::lock_guard lock(netpoller_mu_);
+  if (!netpoller_owned_) {
+    netpoller_owned_ = std::make_unique<Netpoller>();
+    netpoller_.store(netpoller_owned_.get(), std::memory_order_release);
+  }
+  return *netpoller_owned_;
+}
+
+bool Scheduler::poll_network() {
+  Netpoller* np = netpoller_.load(std::memory_order_acquire);
+  if (np == nullptr || np->pending() == 0 || poll_owner_.load(std::memory_order_relaxed) != nullptr) {
+    return false;
+  }
+  return np->poll(Clock::now()) > 0;  // a past deadline: poll without blocking
+}
+
+bool Scheduler::block_in_poller(Worker& w, TimePoint deadline) {
+  Netpoller* np = netpoller_.load(std::memory_order_acquire);
+  if (np == nullptr || np->pending() == 0) return false;
+  Worker* expected = nullptr;
+  if (!poll_owner_.compare_exchange_strong(expected, &w, std::memory_order_seq_cst)) return false;
+  // Published as the poll owner before checking for a wake: a waker that set wake_word_ before
+  // this sees us as owner and interrupts the poll instead (see wake_idle_worker).
+  if (w.wake_word_.load(std::memory_order_seq_cst) == 0 && !stopping_.load(std::memory_order_seq_cst)) {
+    np->poll(deadline);
+  }
+  poll_owner_.store(nullptr, std::memory_order_seq_cst);
+  return true;
 }
 
 void Scheduler::on_timer_earlier() { wake_idle_worker(); }
@@ -524,7 +574,9 @@ void Scheduler::on_timer_earlier() { wake_idle_worker(); }
 std::size_t Scheduler::check_timers() {
   const TimePoint now = Clock::now();
   if (!timers_.due(now)) return 0;
-  return timers_.run_expired(now);
+  const std::size_t fired = timers_.run_expired(now);
+  timers_fired_.fetch_add(fired, std::memory_order_relaxed);
+  return fired;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,6 +595,9 @@ void run_main(const Options& opts, const SpawnOptions& main_opts, const Callable
   sched->workers_[0]->loop();
   for (std::size_t i = 1; i < sched->workers_.size(); ++i) sched->workers_[i]->thread_.join();
   g_sched.store(nullptr, std::memory_order_release);
+  if (sched->deadlocked_.load(std::memory_order_acquire)) {
+    throw DeadlockError("all fibers are asleep - deadlock! (the dump is on stderr)");
+  }
   // Fibers still alive are abandoned (runtime.hpp); their stacks go with the pool.
 }
 

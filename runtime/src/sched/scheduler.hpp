@@ -29,6 +29,7 @@
 
 #include "fiber/fiber.hpp"
 #include "fiber/stack.hpp"
+#include "net/poller.hpp"
 #include "sched/run_queue.hpp"
 #include "time/timer_heap.hpp"
 
@@ -114,6 +115,19 @@ class Scheduler {
     return global_size_.load(std::memory_order_seq_cst) == 0;
   }
 
+  // The netpoller, created on first use (most programs never touch a descriptor).
+  Netpoller& netpoller();
+  // Non-blocking poll at a scheduling point; true if it readied fibers.
+  bool poll_network();
+  // Blocks in the netpoller until `deadline` if fibers wait on I/O and no other worker is
+  // already blocked there; false (without polling) otherwise.
+  bool block_in_poller(Worker& w, TimePoint deadline);
+
+  // Deadlock detection: called by a worker about to sleep with no timer pending.
+  // True when every worker is idle, no fiber waits on I/O or a blocking call, and this stayed
+  // so (no fiber switched) for the grace period: then it reports and stops the runtime.
+  bool check_deadlock(Worker& w);
+
   // Idle workers.
   void wake_idle_worker();        // Go's wakep
   bool any_work_visible(const Worker& self) const noexcept;
@@ -145,6 +159,22 @@ class Scheduler {
 
   Fiber* main_fiber_ = nullptr;
   std::atomic<bool> main_done_{false};
+
+  std::mutex netpoller_mu_;
+  std::unique_ptr<Netpoller> netpoller_owned_;
+  std::atomic<Netpoller*> netpoller_{nullptr};
+  std::atomic<Worker*> poll_owner_{nullptr};  // the worker blocked in the netpoller, if any
+
+  // Fibers parked on something outside the runtime's view that will wake them (a blocking call
+  // running on the offload pool): the deadlock detector counts them as live.
+  std::atomic<int> external_waits_{0};
+  std::atomic<bool> deadlocked_{false};
+
+  // Counters (relaxed; read with stats()).
+  std::atomic<std::uint64_t> steals_{0};
+  std::atomic<std::uint64_t> parks_{0};
+  std::atomic<std::uint64_t> timers_fired_{0};
+  std::atomic<std::uint64_t> idle_sleeps_{0};
 };
 
 // The running scheduler and the calling thread's worker; null outside the runtime. Not inlined:

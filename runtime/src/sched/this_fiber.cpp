@@ -44,7 +44,8 @@ void set_name(std::string_view name) noexcept {
   detail::Fiber* f = detail::current_fiber();
   if (f == nullptr) return;
   const std::size_t n = std::min(name.size(), sizeof f->name - 1);
-  std::memcpy(f->name, name.data(), n);
+  std::lock_guard lock(detail::current_scheduler()->live_mu_);  // dumps read names under it
+  if (n > 0) std::memcpy(f->name, name.data(), n);
   f->name[n] = '\0';
 }
 
