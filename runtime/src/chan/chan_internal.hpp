@@ -1,0 +1,39 @@
+// Internals shared by the channel operations (chan.cpp) and select (select.cpp).
+//
+// ChanAccess is the one friend of ChanCore: the operations are free functions written against
+// its fields. The *_locked helpers run with the channel's lock held and never block; a Waiter
+// they return through `wake` has been claimed and must be readied after the lock is dropped.
+#pragma once
+
+#include <spindle/chan.hpp>
+#include <spindle/detail/chan_core.hpp>
+
+namespace spindle::detail {
+
+struct ChanAccess {
+  static SpinLock& lock(ChanCore& c) noexcept { return c.lock_; }
+  static bool closed(const ChanCore& c) noexcept { return c.closed_; }
+  static void set_closed(ChanCore& c) noexcept { c.closed_ = true; }
+  static WaitQueue& sendq(ChanCore& c) noexcept { return c.sendq_; }
+  static WaitQueue& recvq(ChanCore& c) noexcept { return c.recvq_; }
+  static void* slot(ChanCore& c, std::size_t i) noexcept { return c.buf_ + i * c.ops_->size; }
+
+  // Completes a send of *elem if possible now: to a parked receiver (*wake set) or into the
+  // buffer. The caller has checked that the channel is open.
+  static bool try_send_locked(ChanCore& c, void* elem, Waiter** wake) noexcept;
+  // Completes a receive if possible now: from a parked sender (*wake set), from the buffer, or
+  // because the channel is closed and drained (*got_value = false).
+  static bool try_recv_locked(ChanCore& c, void* out, PutFn put, Waiter** wake,
+                              bool* got_value) noexcept;
+  // Destroys every buffered value; true if there was one.
+  static bool drain_locked(ChanCore& c) noexcept;
+};
+
+[[noreturn]] void throw_send_on_closed();
+
+// A nil channel, or a select with no channel cases: only the deadline or the interrupt ends the
+// wait (would_block at once when !block; else timeout or canceled).
+ChanStatus park_forever(WaitReason why, bool block, TimePoint deadline, const Interrupt* interrupt,
+                        const std::source_location& where);
+
+}  // namespace spindle::detail
