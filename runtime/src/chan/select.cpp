@@ -1,0 +1,184 @@
+// select: Go's selectgo (select.go), parking on every case at once.
+//
+//  1. Poll order: a uniformly random permutation of the non-nil cases (so the choice among
+//     ready cases is uniform). Lock order: the cases sorted by channel address; a channel listed
+//     in several cases is locked once. Every select takes its locks in address order, so two
+//     selects over the same channels cannot deadlock.
+//  2. With every lock held, look at the cases in poll order; the first that can proceed wins.
+//  3. Otherwise (and if blocking) enqueue one ChanNode per case, all pointing at one Waiter, and
+//     park; the locks are released after the switch. The first partner to claim the Waiter
+//     (WaitQueue::dequeue) completes its case and records the case index in Waiter::tag; a
+//     deadline or interrupt claims it instead. Partners that lose the claim skip the node.
+//  4. Woken: lock everything again and withdraw every node still queued (a partner that lost
+//     the claim may have unlinked some already), so nothing refers to this select when it
+//     returns. The winning case's outcome is in its node (success: a value moved; else closed).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+#include "chan/chan_internal.hpp"
+
+namespace spindle::detail {
+
+namespace {
+
+// The per-thread generator state. Reached only through the non-inlined fast_rand_n and never
+// held across a park (a fiber may resume on another thread: SEMANTICS.md).
+thread_local std::uint64_t t_rand_state = 0;
+
+struct SelectLocks {
+  SelectCase* cases;
+  int n;  // non-nil cases, sorted by address through lock_order
+};
+
+void lock_all(const SelectLocks& s) noexcept {
+  ChanCore* prev = nullptr;
+  for (int k = 0; k < s.n; ++k) {
+    ChanCore* c = s.cases[s.cases[k].lock_order].chan;
+    if (c != prev) ChanAccess::lock(*c).lock();
+    prev = c;
+  }
+}
+
+// Unlocks in reverse address order, reading nothing of `s` after the last unlock (Go's
+// selunlock: once the last lock is free the select may be woken and return).
+void unlock_all(const SelectLocks& s) noexcept {
+  SelectCase* cases = s.cases;
+  for (int k = s.n - 1; k >= 0; --k) {
+    ChanCore* c = cases[cases[k].lock_order].chan;
+    if (k > 0 && cases[cases[k - 1].lock_order].chan == c) continue;
+    ChanAccess::lock(*c).unlock();
+  }
+}
+
+void unlock_all_fn(void* arg) noexcept {
+  const SelectLocks s = *static_cast<SelectLocks*>(arg);
+  unlock_all(s);
+}
+
+}  // namespace
+
+[[gnu::noinline]] std::uint32_t fast_rand_n(std::uint32_t n) noexcept {
+  std::uint64_t x = t_rand_state;
+  if (x == 0) {
+    // Seed per thread from its address and the clock; never zero.
+    x = reinterpret_cast<std::uintptr_t>(&t_rand_state) ^
+        static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()) ^
+        0x9E3779B97F4A7C15ull;
+    if (x == 0) x = 1;
+  }
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  t_rand_state = x;
+  // Lemire's multiply-shift (Go's cheaprandn): uniform enough, no division.
+  return static_cast<std::uint32_t>(((x >> 32) * static_cast<std::uint64_t>(n)) >> 32);
+}
+
+SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadline,
+                         const Interrupt* interrupt, const std::source_location& where) {
+  // 1. Poll order over the non-nil cases (inside-out Fisher-Yates), then lock order.
+  int m = 0;
+  for (int i = 0; i < n; ++i) {
+    if (cases[i].chan == nullptr) continue;  // a nil channel is never ready
+    const auto j = fast_rand_n(static_cast<std::uint32_t>(m + 1));
+    cases[m].poll_order = cases[j].poll_order;
+    cases[j].poll_order = static_cast<std::uint16_t>(i);
+    ++m;
+  }
+  if (m == 0) {
+    const ChanStatus st = park_forever(n == 0 ? WaitReason::select_no_cases : WaitReason::select,
+                                       block, deadline, interrupt, where);
+    return {-1, st};
+  }
+  // Insertion sort by address: selects are small (Go uses a heap sort for its large ones).
+  for (int k = 0; k < m; ++k) {
+    const std::uint16_t i = cases[k].poll_order;
+    int p = k;
+    while (p > 0 && std::less<ChanCore*>()(cases[i].chan, cases[cases[p - 1].lock_order].chan)) {
+      cases[p].lock_order = cases[p - 1].lock_order;
+      --p;
+    }
+    cases[p].lock_order = i;
+  }
+
+  SelectLocks locks{cases, m};
+  lock_all(locks);
+
+  // 2. Is any case ready now? Take the first in poll order.
+  for (int k = 0; k < m; ++k) {
+    const int i = cases[k].poll_order;
+    SelectCase& sc = cases[i];
+    ChanCore& c = *sc.chan;
+    Waiter* wake = nullptr;
+    if (sc.is_send) {
+      if (ChanAccess::closed(c)) {
+        unlock_all(locks);
+        throw_send_on_closed();
+      }
+      if (ChanAccess::try_send_locked(c, sc.elem, &wake)) {
+        unlock_all(locks);
+        if (wake != nullptr) wake->ready();
+        return {i, ChanStatus::ok};
+      }
+    } else {
+      bool got = false;
+      if (ChanAccess::try_recv_locked(c, sc.elem, sc.put, &wake, &got)) {
+        unlock_all(locks);
+        if (wake != nullptr) wake->ready();
+        return {i, got ? ChanStatus::ok : ChanStatus::closed};
+      }
+    }
+  }
+  if (!block) {
+    unlock_all(locks);
+    return {-1, ChanStatus::would_block};
+  }
+
+  // 3. Enqueue on every channel, in lock order, and park.
+  Waiter w;
+  for (int k = 0; k < m; ++k) {
+    const int i = cases[k].lock_order;
+    SelectCase& sc = cases[i];
+    ChanNode& node = sc.node;
+    node.waiter = &w;
+    node.elem = sc.elem;
+    node.put = sc.put;
+    node.case_index = static_cast<std::uint32_t>(i);
+    node.success = false;
+    if (sc.is_send) {
+      ChanAccess::sendq(*sc.chan).push(&node);
+    } else {
+      ChanAccess::recvq(*sc.chan).push(&node);
+    }
+  }
+  ParkOptions opts;
+  opts.unlock = &unlock_all_fn;
+  opts.unlock_arg = &locks;
+  opts.deadline = deadline;
+  opts.interrupt = interrupt;
+  const WakeReason why = park(w, WaitSite{WaitReason::select, cases[0].chan, where}, opts);
+
+  // 4. Withdraw every registration still queued. The winner's node was unlinked by its waker.
+  lock_all(locks);
+  for (int k = 0; k < m; ++k) {
+    SelectCase& sc = cases[cases[k].lock_order];
+    if (!sc.node.queued) continue;
+    if (sc.is_send) {
+      ChanAccess::sendq(*sc.chan).remove(&sc.node);
+    } else {
+      ChanAccess::recvq(*sc.chan).remove(&sc.node);
+    }
+  }
+  unlock_all(locks);
+
+  if (why != WakeReason::notified) {
+    return {-1, why == WakeReason::timeout ? ChanStatus::timeout : ChanStatus::canceled};
+  }
+  const int i = static_cast<int>(w.tag);
+  if (cases[i].node.success) return {i, ChanStatus::ok};
+  if (cases[i].is_send) throw_send_on_closed();  // woken by close while offering a value
+  return {i, ChanStatus::closed};
+}
+
+}  // namespace spindle::detail
