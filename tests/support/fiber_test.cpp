@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <spindle/debug.hpp>
+#include <spindle/testing/leak_check.hpp>
 #include <spindle/this_fiber.hpp>
 
 namespace spindle::testing {
@@ -71,12 +72,16 @@ void run_in_fiber(int workers, const std::function<void()>& body, bool force_mig
   spindle::run(opts, [&] {
     body();
     // Fibers that were joined may still be on their way out: give them a bounded moment.
-    if (!wait_other_fibers_at_most(0)) {
-      ADD_FAILURE() << "leak check: " << other_live_fibers()
-                    << " fiber(s) still alive after the test body returned";
-    }
+    spindle::testing::expect_no_leaked_fibers();
   });
 }
+
+// Every test binary of the suite runs with the leak listener: a plain TEST that calls
+// spindle::run() and leaves fibers behind fails too.
+const bool kLeakCheckInstalled = [] {
+  install_leak_check();
+  return true;
+}();
 
 std::string worker_param_name(const ::testing::TestParamInfo<int>& info) {
   return "workers" + std::to_string(info.param);

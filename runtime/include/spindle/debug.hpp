@@ -38,6 +38,12 @@ struct RuntimeStats {
 void dump_fibers(std::ostream& out);
 [[nodiscard]] std::string fiber_dump();
 
+// Fibers abandoned by run() calls (alive when their main fiber returned; see runtime.hpp), in
+// total since the process started, and the dump of those of the most recent such run(). The
+// leak checks of <spindle/testing/leak_check.hpp> are built on these.
+[[nodiscard]] std::int64_t abandoned_fibers_total() noexcept;
+[[nodiscard]] std::string last_abandoned_dump();
+
 // Thrown by run() when Options::on_deadlock is throw_from_run and every fiber is blocked for good.
 class DeadlockError : public RuntimeError {
  public:

@@ -53,6 +53,12 @@ struct Options {
   enum class OnDeadlock { exit, throw_from_run, ignore };
   OnDeadlock on_deadlock = OnDeadlock::exit;
   std::chrono::milliseconds deadlock_grace{1000};
+  // The watchdog reports (on stderr, once per stall) a fiber that holds a worker longer than
+  // this without blocking or yielding. Zero disables it.
+  std::chrono::milliseconds watchdog_threshold{1000};
+  // Print the fiber dump on stderr when the process receives SIGQUIT (Go does, then exits;
+  // spindle goes on running).
+  bool dump_on_sigquit = false;
 };
 
 inline constexpr int kDeadlockExitCode = 2;

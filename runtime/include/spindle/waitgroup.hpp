@@ -40,11 +40,13 @@
 #include <cstdint>
 #include <exception>
 #include <source_location>
+#include <system_error>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include <spindle/clock.hpp>
+#include <spindle/detail/context_fwd.hpp>
 #include <spindle/detail/park.hpp>
 #include <spindle/detail/spinlock.hpp>
 #include <spindle/runtime.hpp>
@@ -83,6 +85,16 @@ class WaitGroup {
     return wait_until(deadline_after(d), where);
   }
 
+  // As wait(), but gives up when ctx is done (context.hpp): returns an empty code when the
+  // counter reached zero (then rethrows a captured go() exception as wait() does), else
+  // ctx.err(), leaving nothing registered. A context already done fails at once.
+  [[nodiscard]] std::error_code wait(const Context& ctx,
+                                     std::source_location where = std::source_location::current()) {
+    return detail::context_wait(ctx, [&](TimePoint d, const detail::Interrupt* in) {
+      return detail_wait(d, in, where);
+    });
+  }
+
   // Spawns fn(args...) in a new fiber counted by this group: add(1) now, done() when it
   // returns or throws. An exception escaping fn is captured for wait() (see above). fn and its
   // arguments are destroyed before done(), so they may refer to what the waiter frees after
@@ -112,10 +124,17 @@ class WaitGroup {
       throw;
     }
   }
-  template <class F, class... Args>
+  // wg.go(fn): records the caller as the fiber's spawn site (dumps, crash reports).
+  template <class F>
     requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>)
-  std::uint64_t go(F&& fn, Args&&... args) {
-    return go(SpawnOptions{}, std::forward<F>(fn), std::forward<Args>(args)...);
+  std::uint64_t go(F&& fn, std::source_location where = std::source_location::current()) {
+    return go(SpawnOptions{.where = where}, std::forward<F>(fn));
+  }
+  template <class F, class A0, class... Args>
+    requires(!std::is_same_v<std::decay_t<F>, SpawnOptions> &&
+             !std::is_same_v<std::decay_t<A0>, std::source_location>)
+  std::uint64_t go(F&& fn, A0&& a0, Args&&... args) {
+    return go(SpawnOptions{}, std::forward<F>(fn), std::forward<A0>(a0), std::forward<Args>(args)...);
   }
 
   // Internal, for Context-aware overloads (context.hpp): waits until the counter is zero

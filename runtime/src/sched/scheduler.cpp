@@ -9,6 +9,7 @@
 #include <spindle/errors.hpp>
 
 #include "diag/report.hpp"
+#include "diag/watchdog.hpp"
 #include "fiber/overflow.hpp"
 #include "os/futex.hpp"
 #include <spindle/detail/spinlock.hpp>
@@ -60,7 +61,7 @@ Scheduler* current_scheduler() noexcept { return g_sched.load(std::memory_order_
 Worker* current_worker() noexcept { return t_worker; }
 Fiber* current_fiber() noexcept {
   Worker* w = t_worker;
-  return w != nullptr ? w->current_ : nullptr;
+  return w != nullptr ? w->current_.load(std::memory_order_relaxed) : nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -85,14 +86,14 @@ void Worker::loop() {
 }
 
 void Worker::run(Fiber* f) {
-  current_ = f;
+  current_.store(f, std::memory_order_relaxed);
   f->last_worker = index_;
   ++tick_;
   switches_.fetch_add(1, std::memory_order_relaxed);
   switch_to(sched_ctx_, f->ctx, f);
   // The fiber switched back to us: it parked, yielded or finished.
   after_switch(f);
-  current_ = nullptr;
+  current_.store(nullptr, std::memory_order_relaxed);
 }
 
 void Worker::after_switch(Fiber* f) {
@@ -351,7 +352,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   const std::uint64_t id = f->id;
   // Like Go's newproc: the newest fiber runs next on this worker, so a spawning loop that then
   // waits runs its children depth-first-ish, keeping few stacks live and caches warm.
-  enqueue(f, /*next=*/w != nullptr && w->current_ != nullptr);
+  enqueue(f, /*next=*/w != nullptr && w->current_.load(std::memory_order_relaxed) != nullptr);
   return id;
 }
 
@@ -592,8 +593,11 @@ void run_main(const Options& opts, const SpawnOptions& main_opts, const Callable
   install_overflow_handler();
   sched->spawn(main_opts, fn, /*is_main=*/true);
   sched->start_workers();
+  sched->watchdog_ = std::make_unique<Watchdog>(*sched);
   sched->workers_[0]->loop();
   for (std::size_t i = 1; i < sched->workers_.size(); ++i) sched->workers_[i]->thread_.join();
+  sched->watchdog_.reset();
+  record_abandoned(*sched);
   g_sched.store(nullptr, std::memory_order_release);
   if (sched->deadlocked_.load(std::memory_order_acquire)) {
     throw DeadlockError("all fibers are asleep - deadlock! (the dump is on stderr)");

@@ -58,7 +58,9 @@ class Worker {
   Scheduler& sched_;
   const int index_;
   SwitchContext sched_ctx_;  // this worker's own stack, while a fiber runs
-  Fiber* current_ = nullptr;
+  // The fiber running on this worker. Written only by the worker; relaxed atomic because the
+  // watchdog reads it from its own thread.
+  std::atomic<Fiber*> current_{nullptr};
   AfterSwitch after_ = AfterSwitch::none;
   ParkRequest park_req_{};
   RunQueue runq_;
@@ -175,6 +177,8 @@ class Scheduler {
   std::atomic<std::uint64_t> parks_{0};
   std::atomic<std::uint64_t> timers_fired_{0};
   std::atomic<std::uint64_t> idle_sleeps_{0};
+
+  std::unique_ptr<class Watchdog> watchdog_;
 };
 
 // The running scheduler and the calling thread's worker; null outside the runtime. Not inlined:

@@ -1,0 +1,48 @@
+// Leak checks: a fiber left behind is reported with its dump line, by expect_no_leaked_fibers()
+// inside a test and by the listener that every test binary of this suite installs.
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include <spindle/chan.hpp>
+#include <spindle/debug.hpp>
+#include <spindle/runtime.hpp>
+#include <spindle/testing/leak_check.hpp>
+#include <spindle/waitgroup.hpp>
+
+namespace spindle {
+namespace {
+
+TEST(LeakCheck, ExpectNoLeakedFibersNamesTheLeakedFiber) {
+  run([] {
+    Chan<int> release(0);
+    WaitGroup wg;
+    wg.go(SpawnOptions{.name = "leaky-worker"}, [&] { (void)release.recv(); });
+    // ON_ALL_THREADS: the fiber may resume on another worker thread while it polls.
+    EXPECT_NONFATAL_FAILURE_ON_ALL_THREADS(testing::expect_no_leaked_fibers(std::chrono::milliseconds(20)),
+                            "\"leaky-worker\" [chan receive");
+    release.close();  // now let it finish, so this test itself leaks nothing
+    wg.wait();
+  });
+}
+
+TEST(LeakCheck, AbandonedFibersAreCountedAndDumped) {
+  // In a child process, so that the abandoned fiber does not fail this test through the listener.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        const auto before = abandoned_fibers_total();
+        run([] {
+          go(SpawnOptions{.name = "forgotten"}, [] { (void)Chan<int>(0).recv(); });
+          this_fiber::yield();
+        });
+        std::fprintf(stderr, "abandoned %lld\n%s", static_cast<long long>(abandoned_fibers_total() - before),
+                     last_abandoned_dump().c_str());
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "abandoned 1\n(.|\n)*\"forgotten\" \\[chan receive");
+}
+
+}  // namespace
+}  // namespace spindle
