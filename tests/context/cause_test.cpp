@@ -188,7 +188,9 @@ FIBER_TEST(ContextCause, Table) {
     EXPECT_EQ(ctx.err(), tc.err) << tc.name;
     EXPECT_EQ(cause(ctx), tc.cause) << tc.name;
     EXPECT_EQ(ctx.err(), tc.err) << tc.name << " (stable)";
-    if (tc.err) EXPECT_EQ(wait_done(ctx), tc.err) << tc.name;
+    if (tc.err) {
+      EXPECT_EQ(wait_done(ctx), tc.err) << tc.name;
+    }
   }
 }
 

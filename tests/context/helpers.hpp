@@ -8,7 +8,13 @@
 #include <spindle/error.hpp>
 #include <spindle/this_fiber.hpp>
 
+#include "support/scale.hpp"
+
 namespace spindle::testing {
+
+// The 100,000-fiber tests at full scale; smaller under sanitizers (support/scale.hpp: TSan
+// keeps ~1 MiB per live fiber and fails to mmap long before 100k).
+inline constexpr int kManyFibers = static_cast<int>(scaled(100'000, 20'000, 2'000));
 
 // Polls `pred` with yields, for at most `limit`: only for conditions nothing can signal (e.g.
 // "the fiber has parked and registered with the context"), never for ordering work.

@@ -62,7 +62,7 @@ FIBER_TEST(ContextWait, DeadlineWakesSleeper) {
 // 100,000 contexts, each watched by its own parked fiber: cancelling the root wakes them all
 // with the root's error, and afterwards nothing is registered anywhere.
 FIBER_TEST_AT(ContextWait, HundredThousandWatchedContexts, 1, 4) {
-  constexpr int kN = 100000;
+  constexpr int kN = testing::kManyFibers;
   auto root = with_cancel_cause(background());
   std::vector<CancelableContext> kids;
   kids.reserve(kN);
@@ -102,7 +102,7 @@ FIBER_TEST_AT(ContextWait, HundredThousandWatchedContexts, 1, 4) {
 
 // The same number of fibers all watching one context.
 FIBER_TEST_AT(ContextWait, HundredThousandWatchersOfOneContext, 1, 4) {
-  constexpr int kN = 100000;
+  constexpr int kN = testing::kManyFibers;
   auto root = with_cancel(background());
   static constexpr ContextKey<int> kDepth{"depth"};
   const Context ctx = with_value(root.ctx, kDepth, 0);  // watched through a value node

@@ -33,9 +33,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <source_location>
+#include <system_error>
 #include <utility>
 
 #include <spindle/clock.hpp>
+#include <spindle/detail/context_fwd.hpp>
 #include <spindle/detail/park.hpp>
 #include <spindle/detail/spinlock.hpp>
 
@@ -88,6 +90,26 @@ class Cond {
   bool wait_for(Lock& lock, std::chrono::duration<Rep, Period> d, Pred pred,
                 std::source_location where = std::source_location::current()) {
     return wait_until(lock, deadline_after(d), std::move(pred), where);
+  }
+
+  // As wait(), but also ends when ctx is done: an empty code if signalled, else ctx.err() (not
+  // signalled, no longer queued: a racing signal goes to the next waiter). `lock` is held again
+  // on return either way. A context already done fails at once without releasing `lock`.
+  template <class Lock>
+  [[nodiscard]] std::error_code wait(Lock& lock, const Context& ctx,
+                                     std::source_location where = std::source_location::current()) {
+    return detail::context_wait(ctx, [&](TimePoint d, const detail::Interrupt* in) {
+      return detail_wait(lock, d, in, where);
+    });
+  }
+  // Waits until pred() holds (empty code) or ctx is done with it still false (ctx.err()).
+  template <class Lock, class Pred>
+  [[nodiscard]] std::error_code wait(Lock& lock, const Context& ctx, Pred pred,
+                                     std::source_location where = std::source_location::current()) {
+    while (!pred()) {
+      if (std::error_code ec = wait(lock, ctx, where)) return pred() ? std::error_code{} : ec;
+    }
+    return {};
   }
 
   // Wakes the longest-waiting waiter, if any. Never blocks. Thread-safe.

@@ -7,6 +7,16 @@
 //     // ec == spindle::errc::deadline_exceeded
 //   }
 //
+// Every blocking call takes a context the same way, and reports a cancelled wait as ctx.err():
+//   this_fiber::sleep_for(ctx, d)          std::error_code
+//   ch.send(ctx, v) / ch.recv(ctx)         std::error_code / RecvResult with status canceled
+//   wg.wait(ctx), sem.acquire(ctx, n), mu.lock(ctx), cond.wait(lock, ctx)   std::error_code
+//   select(..., case_recv(ctx.done(), handler))
+// A context that is already done fails such a call at once (even if it could complete without
+// blocking); a wait that fails leaves no registration behind; a cancelled wait never also
+// completed (a value is never both delivered and reported cancelled). Primitives build these
+// overloads on detail/context_fwd.hpp.
+//
 // The tree (src/context/node.hpp has the invariants):
 //  * A Context is a cheap copyable handle (one shared_ptr) to an immutable node; capture it by
 //    value. A default-constructed Context is background().
@@ -57,6 +67,7 @@
 #include <utility>
 #include <variant>
 
+#include <spindle/chan.hpp>
 #include <spindle/clock.hpp>
 #include <spindle/detail/context_fwd.hpp>
 #include <spindle/error.hpp>
@@ -112,6 +123,12 @@ class Context {
   // Empty while the context is not done; then errc::canceled or errc::deadline_exceeded, never
   // changing afterwards (Go's Err). Non-blocking, thread-safe.
   [[nodiscard]] std::error_code err() const noexcept;
+
+  // A channel that is closed when this context is done (Go's Done), for select and for
+  // `ctx.done().recv()`. Never-cancelable contexts (background(), todo(), without_cancel and
+  // their value children) return the nil channel, which is never ready (as Go's nil Done).
+  // Created on first use, then the same channel every time. Thread-safe; may allocate.
+  [[nodiscard]] Receiver<std::monostate> done() const;
 
   // The time at which the context will be cancelled by a deadline, if any (its own, or an
   // ancestor's when that is earlier). Non-blocking, thread-safe.

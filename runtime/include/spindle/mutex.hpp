@@ -36,8 +36,10 @@
 #include <chrono>
 #include <cstdint>
 #include <source_location>
+#include <system_error>
 
 #include <spindle/clock.hpp>
+#include <spindle/detail/context_fwd.hpp>
 #include <spindle/detail/park.hpp>
 
 namespace spindle {
@@ -95,6 +97,16 @@ class Mutex {
     if (try_lock()) return true;
     if (d <= d.zero()) return false;
     return lock_slow(deadline_after(d), nullptr, where) == detail::WakeReason::notified;
+  }
+
+  // Locks unless ctx is done first: an empty code when the caller holds the mutex, else
+  // ctx.err() and the caller does not hold it (nothing left in the queue). A context already
+  // done fails at once, even if the mutex is free.
+  [[nodiscard]] std::error_code lock(const Context& ctx,
+                                     std::source_location where = std::source_location::current()) {
+    return detail::context_wait(ctx, [&](TimePoint d, const detail::Interrupt* in) {
+      return detail_lock(d, in, where);
+    });
   }
 
   // Internal, for Context-aware overloads (context.hpp): locks unless `deadline` passes or `in`

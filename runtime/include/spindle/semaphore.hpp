@@ -30,8 +30,10 @@
 #include <chrono>
 #include <cstdint>
 #include <source_location>
+#include <system_error>
 
 #include <spindle/clock.hpp>
+#include <spindle/detail/context_fwd.hpp>
 #include <spindle/detail/park.hpp>
 #include <spindle/detail/spinlock.hpp>
 
@@ -63,6 +65,17 @@ class Semaphore {
       std::chrono::duration<Rep, Period> d, std::int64_t n = 1,
       std::source_location where = std::source_location::current()) {
     return try_acquire_until(deadline_after(d), n, where);
+  }
+
+  // x/sync's Acquire(ctx, n): takes n tokens unless ctx is done first. Returns an empty code
+  // with the tokens taken, else ctx.err() with none taken and nothing left in the queue (never
+  // both). A context already done fails at once. n > size() waits for ctx to be done (throws
+  // SyncError if it never can be, i.e. for background()). Throws SyncError for n < 0.
+  [[nodiscard]] std::error_code acquire(const Context& ctx, std::int64_t n = 1,
+                                        std::source_location where = std::source_location::current()) {
+    return detail::context_wait(ctx, [&](TimePoint d, const detail::Interrupt* in) {
+      return detail_acquire(n, d, in, where);
+    });
   }
 
   // Returns n tokens and wakes the queued requests that now fit, in order. Never blocks.

@@ -292,6 +292,13 @@ TimePoint context_deadline(const Context& ctx) noexcept {
 
 std::error_code context_err(const Context& ctx) noexcept { return ctx.err(); }
 
+std::error_code context_wait_error(const Context& ctx) noexcept {
+  if (std::error_code ec = ctx.err()) return ec;
+  // Unreachable by construction (the interrupt fires only after err is set, and a timeout at
+  // context_deadline makes err() notice the deadline); never report success for a failed wait.
+  return make_error_code(errc::deadline_exceeded);
+}
+
 const void* context_value(const Context& ctx, const void* key) noexcept {
   for (const ContextNode* n = ContextAccess::node(ctx).get(); n != nullptr; n = n->parent.get()) {
     if (n->kind == NodeKind::value && n->key == key) return n->value;

@@ -7,10 +7,14 @@
 //   detail::Interrupt in = detail::context_interrupt(ctx);
 //   ParkOptions opts{.unlock = ..., .unlock_arg = ...,
 //                    .deadline = std::min(my_deadline, detail::context_deadline(ctx)),
-//                    .interrupt = &in};
+//                    .interrupt = in.self != nullptr ? &in : nullptr};
 //   WakeReason r = park(w, site, opts);
 //   // canceled: the context is done (its err is set); timeout at the context deadline: ditto.
-//   // Either way report detail::context_err(ctx), after removing `w` from the primitive's queue.
+//   // Either way report detail::context_wait_error(ctx), after removing `w` from the
+//   // primitive's queue.
+//
+// or, for a primitive with an internal `WakeReason detail_op(deadline, interrupt)` form, simply
+// `return detail::context_wait(ctx, [&](TimePoint d, const Interrupt* in) { ... });`
 //
 // Contract of the Interrupt (see detail/park.hpp):
 //  * arm(w) registers `w` in the context's waiter list; when the context is done (cancel,
@@ -49,5 +53,24 @@ namespace spindle::detail {
 // ctx.err(): empty while the context is not done, then errc::canceled or
 // errc::deadline_exceeded, stable afterwards.
 [[nodiscard]] std::error_code context_err(const Context& ctx) noexcept;
+
+// What a context-aware wait that ended with WakeReason::canceled or ::timeout (at the
+// context_deadline) reports: ctx.err(), which is set by then.
+[[nodiscard]] std::error_code context_wait_error(const Context& ctx) noexcept;
+
+// The whole protocol for a primitive whose internal form is
+// `WakeReason op(TimePoint deadline, const Interrupt* in)` (notified = done, anything else =
+// gave up and left no trace): a context that is already done fails at once, even if the
+// operation could complete without blocking (as x/sync's semaphore and Go's rate.Wait do, so
+// the outcome does not depend on timing); otherwise an empty code when op succeeded, else
+// ctx.err().
+template <class Op>
+[[nodiscard]] std::error_code context_wait(const Context& ctx, Op&& op) {
+  if (std::error_code ec = context_err(ctx)) return ec;
+  const Interrupt in = context_interrupt(ctx);
+  const WakeReason r = static_cast<Op&&>(op)(context_deadline(ctx), in.self != nullptr ? &in : nullptr);
+  if (r == WakeReason::notified) return {};
+  return context_wait_error(ctx);
+}
 
 }  // namespace spindle::detail
