@@ -74,7 +74,7 @@ PollDesc* Netpoller::open(int fd) {
   return d;
 }
 
-void Netpoller::close(PollDesc* d) {
+void Netpoller::evict(PollDesc* d) {
   Waiter* wake[2] = {nullptr, nullptr};
   d->mu.lock();
   d->closing = true;
@@ -85,11 +85,17 @@ void Netpoller::close(PollDesc* d) {
     }
     *slot = nullptr;
   }
-  const int fd = d->fd;
   d->mu.unlock();
   for (Waiter* w : wake) {
     if (w != nullptr) w->ready();
   }
+}
+
+void Netpoller::close(PollDesc* d) {
+  evict(d);
+  d->mu.lock();
+  const int fd = d->fd;
+  d->mu.unlock();
   if (fd >= 0) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
   d->mu.lock();
   ++d->generation;  // any event still in flight for the old registration is now stale

@@ -11,6 +11,12 @@
 //    the next wait, so the "EAGAIN, then wait" sequence can never miss an edge.
 //  * close(desc) wakes every fiber parked on it with PollResult::closed *before* the descriptor
 //    is removed from epoll; the caller closes the fd afterwards.
+//  * evict(desc) is the first half of close alone: it wakes the parked fibers with closed and
+//    makes every later wait() return closed at once, but keeps the slot (and the registration)
+//    until close(). A descriptor shared by several fibers needs the split (Go's pollDesc has it
+//    too: evict on Close, free on the last reference): close() hands the slot to the next
+//    open() at once, so a fiber that got EAGAIN just before another fiber's close() and then
+//    called wait() would park on somebody else's descriptor and steal its wake-ups.
 //  * poll(deadline) is called by the scheduler only: it collects ready events (blocking at most
 //    until `deadline`; a past deadline polls without blocking) and readies the parked fibers.
 //    Only one worker blocks in poll at a time; interrupt() ends that block early (eventfd).
@@ -55,8 +61,13 @@ class Netpoller {
   // Registers a non-blocking fd. Throws std::system_error if epoll refuses it.
   PollDesc* open(int fd);
   // Wakes the fibers parked on `d` with PollResult::closed, unregisters it and frees the slot.
-  // Does not close the fd.
+  // Does not close the fd. After it returns `d` may be handed to another open(): nobody may
+  // use it again.
   void close(PollDesc* d);
+  // Wakes the fibers parked on `d` with PollResult::closed; every later wait() on it returns
+  // closed at once and readiness events are ignored. The slot stays reserved until close().
+  // Idempotent; thread-safe.
+  void evict(PollDesc* d);
   // Parks until `d` is ready for `mode` (a fiber, or a plain thread). One waiter per direction
   // at a time, as in Go: a second concurrent reader (or writer) throws spindle::Panic.
   PollResult wait(PollDesc* d, PollMode mode, TimePoint deadline = kNoDeadline,
