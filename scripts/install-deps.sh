@@ -6,13 +6,13 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libboost-context1.81-dev libfmt-dev
+  libboost-context1.81-dev libboost1.81-dev libfmt-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(golang-go golang-golang-x-sync-dev golang-golang-x-time-dev
-             libboost-fiber1.81-dev gnuplot-nox)
+             libboost-fiber1.81-dev gnuplot-nox wrk)
 fi
 
 missing=()
