@@ -2,6 +2,7 @@
 // unlock, timed waits, and a timed-out waiter never swallows a signal.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -30,6 +31,12 @@ constexpr bool kSanitized = false;
 #endif
 
 constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
+
+// SPINDLE_FORCE_MIGRATION=1 (the fixture's migration test mode) makes every wake-up and yield
+// cross workers, which is far slower: the races run fewer rounds there, and the mix of their
+// outcomes (which depends on timing) is only asserted in the normal mode.
+bool force_migration() { return std::getenv("SPINDLE_FORCE_MIGRATION") != nullptr; }
+int race_rounds() { return force_migration() ? kRaceRounds / 100 : kRaceRounds; }
 
 void yield_until(TimePoint t) {
   while (Clock::now() < t) this_fiber::yield();
@@ -192,6 +199,7 @@ FIBER_TEST(Cond, WaitWithPlainMutexOnSpindleMutexDirectly) {
 }
 
 FIBER_TEST(Cond, TimedOutWaiterDoesNotSwallowSignal) {
+  const int rounds = race_rounds();
   // Each round: waiter A waits with a deadline, waiter B without; one signal() lands within
   // +-15 us of A's deadline. If A reports a timeout, that signal must have gone to B (B returns
   // without a second one); if A reports it was signalled, B is still waiting and gets the next.
@@ -199,7 +207,7 @@ FIBER_TEST(Cond, TimedOutWaiterDoesNotSwallowSignal) {
   Cond cond;
   int a_signalled = 0;
   int a_timed_out = 0;
-  for (int round = 0; round < kRaceRounds; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     int waiting = 0;
     bool b_woken = false;
     std::cv_status a_status = std::cv_status::no_timeout;
@@ -254,9 +262,11 @@ FIBER_TEST(Cond, TimedOutWaiterDoesNotSwallowSignal) {
     }
     EXPECT_TRUE(b_woken);
   }
-  EXPECT_EQ(a_signalled + a_timed_out, kRaceRounds);
-  EXPECT_GT(a_signalled, 0);
-  EXPECT_GT(a_timed_out, 0);
+  EXPECT_EQ(a_signalled + a_timed_out, rounds);
+  if (!force_migration()) {
+    EXPECT_GT(a_signalled, 0);
+    EXPECT_GT(a_timed_out, 0);
+  }
 }
 
 }  // namespace

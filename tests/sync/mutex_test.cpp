@@ -1,6 +1,7 @@
 // Mutex: exact counts under contention, starvation mode, misuse, timed locking, lifetime.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,12 @@ constexpr bool kSanitized = false;
 constexpr int kFibers = kSanitized ? 1'000 : 10'000;
 constexpr int kIncrements = 1'000;
 constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
+
+// SPINDLE_FORCE_MIGRATION=1 (the fixture's migration test mode) makes every wake-up and yield
+// cross workers, which is far slower: the races run fewer rounds there, and the mix of their
+// outcomes (which depends on timing) is only asserted in the normal mode.
+bool force_migration() { return std::getenv("SPINDLE_FORCE_MIGRATION") != nullptr; }
+int race_rounds() { return force_migration() ? kRaceRounds / 100 : kRaceRounds; }
 
 // Polls the clock, yielding: how the tests below aim an action at a waiter's deadline (a race
 // being provoked on purpose, not a synchronisation).
@@ -186,13 +193,14 @@ FIBER_TEST(Mutex, TryLockForTimesOutAndLeavesNothingBehind) {
 }
 
 FIBER_TEST(Mutex, TimeoutRacingUnlockCountsExactly) {
+  const int rounds = race_rounds();
   // Each round a queued try_lock_until races the holder's unlock, which lands within +-15 us of
   // the waiter's deadline. Whatever wins, the waiter either holds the mutex (and releases it)
   // or not, and nothing stays queued: the mutex is free at the end of every round.
   Mutex mu;
   int acquired = 0;
   int timed_out = 0;
-  for (int round = 0; round < kRaceRounds; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     mu.lock();
     WaitGroup wg;
     bool got = false;
@@ -212,17 +220,20 @@ FIBER_TEST(Mutex, TimeoutRacingUnlockCountsExactly) {
     ASSERT_TRUE(mu.try_lock()) << "round " << round;
     mu.unlock();
   }
-  EXPECT_EQ(acquired + timed_out, kRaceRounds);
+  EXPECT_EQ(acquired + timed_out, rounds);
   // Both outcomes happen (a loaded machine may skew the mix, never to nothing on both sides
   // over this many rounds).
-  EXPECT_GT(acquired, 0);
-  EXPECT_GT(timed_out, 0);
+  if (!force_migration()) {
+    EXPECT_GT(acquired, 0);
+    EXPECT_GT(timed_out, 0);
+  }
 }
 
 FIBER_TEST(Mutex, DestroyedRightAfterLastUnlock) {
+  const int rounds = race_rounds();
   // A fiber that takes the mutex after another's unlock may destroy it at once (lifetime rule):
   // ASan catches the unlocker touching it afterwards.
-  for (int round = 0; round < kRaceRounds; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     auto* mu = new Mutex;
     mu->lock();
     WaitGroup wg;

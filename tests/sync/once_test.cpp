@@ -2,6 +2,7 @@
 // internal timed form, lifetime.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -29,6 +30,12 @@ constexpr bool kSanitized = false;
 #endif
 
 constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
+
+// SPINDLE_FORCE_MIGRATION=1 (the fixture's migration test mode) makes every wake-up and yield
+// cross workers, which is far slower: the races run fewer rounds there, and the mix of their
+// outcomes (which depends on timing) is only asserted in the normal mode.
+bool force_migration() { return std::getenv("SPINDLE_FORCE_MIGRATION") != nullptr; }
+int race_rounds() { return force_migration() ? kRaceRounds / 100 : kRaceRounds; }
 
 void yield_until(TimePoint t) {
   while (Clock::now() < t) this_fiber::yield();
@@ -135,13 +142,14 @@ FIBER_TEST(Once, TimedWaitForRunningCallGivesUp) {
 }
 
 FIBER_TEST(Once, TimeoutRacingCompletion) {
+  const int rounds = race_rounds();
   // A timed caller's deadline races the end of the runner's f (which lands within +-15 us of
   // it). A timed caller that reports notified saw f complete; one that reports timeout left no
   // trace (ASan with detect_stack_use_after_return catches a Waiter left queued). The Once is
   // freed once both calls have returned.
   int completed = 0;
   int timed_out = 0;
-  for (int round = 0; round < kRaceRounds; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     auto* once = new Once;
     std::atomic<TimePoint::rep> finish_at{0};
     WaitGroup entered;
@@ -167,9 +175,11 @@ FIBER_TEST(Once, TimeoutRacingCompletion) {
     runner.wait();
     delete once;
   }
-  EXPECT_EQ(completed + timed_out, kRaceRounds);
-  EXPECT_GT(completed, 0);
-  EXPECT_GT(timed_out, 0);
+  EXPECT_EQ(completed + timed_out, rounds);
+  if (!force_migration()) {
+    EXPECT_GT(completed, 0);
+    EXPECT_GT(timed_out, 0);
+  }
 }
 
 FIBER_TEST(Once, DestroyedByLastWaiter) {

@@ -2,6 +2,7 @@
 // are let in when a writer gives up, misuse, timed forms, lifetime.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -30,6 +31,12 @@ constexpr bool kSanitized = false;
 #endif
 
 constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
+
+// SPINDLE_FORCE_MIGRATION=1 (the fixture's migration test mode) makes every wake-up and yield
+// cross workers, which is far slower: the races run fewer rounds there, and the mix of their
+// outcomes (which depends on timing) is only asserted in the normal mode.
+bool force_migration() { return std::getenv("SPINDLE_FORCE_MIGRATION") != nullptr; }
+int race_rounds() { return force_migration() ? kRaceRounds / 100 : kRaceRounds; }
 
 void yield_until(TimePoint t) {
   while (Clock::now() < t) this_fiber::yield();
@@ -260,11 +267,12 @@ FIBER_TEST(RWMutex, TimedFormsTimeOutAndLeaveNothingBehind) {
 }
 
 FIBER_TEST(RWMutex, TimeoutRacingReleaseCountsExactly) {
+  const int rounds = race_rounds();
   // A queued writer's (or reader's) deadline races the holder's release.
   RWMutex mu;
   int acquired = 0;
   int timed_out = 0;
-  for (int round = 0; round < kRaceRounds; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     const bool writer_holds = round % 2 == 0;
     if (writer_holds) mu.lock();
     else mu.lock_shared();
@@ -291,13 +299,16 @@ FIBER_TEST(RWMutex, TimeoutRacingReleaseCountsExactly) {
     ASSERT_TRUE(mu.try_lock()) << "round " << round;
     mu.unlock();
   }
-  EXPECT_EQ(acquired + timed_out, kRaceRounds);
-  EXPECT_GT(acquired, 0);
-  EXPECT_GT(timed_out, 0);
+  EXPECT_EQ(acquired + timed_out, rounds);
+  if (!force_migration()) {
+    EXPECT_GT(acquired, 0);
+    EXPECT_GT(timed_out, 0);
+  }
 }
 
 FIBER_TEST(RWMutex, DestroyedRightAfterRelease) {
-  for (int round = 0; round < kRaceRounds; ++round) {
+  const int rounds = race_rounds();
+  for (int round = 0; round < rounds; ++round) {
     auto* mu = new RWMutex;
     const bool shared = round % 2 == 1;
     if (shared) mu->lock_shared();

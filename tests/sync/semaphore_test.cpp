@@ -2,6 +2,7 @@
 // misuse, timed acquisition racing releases without losing or duplicating tokens.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -31,6 +32,12 @@ constexpr bool kSanitized = false;
 #endif
 
 constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
+
+// SPINDLE_FORCE_MIGRATION=1 (the fixture's migration test mode) makes every wake-up and yield
+// cross workers, which is far slower: the races run fewer rounds there, and the mix of their
+// outcomes (which depends on timing) is only asserted in the normal mode.
+bool force_migration() { return std::getenv("SPINDLE_FORCE_MIGRATION") != nullptr; }
+int race_rounds() { return force_migration() ? kRaceRounds / 100 : kRaceRounds; }
 
 void yield_until(TimePoint t) {
   while (Clock::now() < t) this_fiber::yield();
@@ -152,7 +159,9 @@ FIBER_TEST(Semaphore, FifoAmongEqualRequests) {
     // first queued waiter is observable (someone_queued); the others announce themselves just
     // before acquire(), with nothing that can block in between, and get time to park.
     ASSERT_TRUE(eventually([&] { return announced.load() == i + 1; }));
-    if (i == 0) ASSERT_TRUE(eventually([&] { return someone_queued(sem); }));
+    if (i == 0) {
+      ASSERT_TRUE(eventually([&] { return someone_queued(sem); }));
+    }
     for (int k = 0; k < 100; ++k) this_fiber::yield();
   }
   sem.release();
@@ -231,13 +240,14 @@ FIBER_TEST(Semaphore, HeadThatGivesUpLetsSmallerRequestsThrough) {
 }
 
 FIBER_TEST(Semaphore, TimeoutRacingReleaseCountsExactly) {
+  const int rounds = race_rounds();
   // Each round a queued timed acquire races a release landing within +-15 us of its deadline.
   // The waiter either gets the token (and gives it back) or times out holding nothing: after
   // every round the single token is available again, never lost, never doubled.
   Semaphore sem(1);
   int acquired = 0;
   int timed_out = 0;
-  for (int round = 0; round < kRaceRounds; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     sem.acquire();
     bool got = false;
     std::atomic<TimePoint::rep> deadline{0};
@@ -257,9 +267,11 @@ FIBER_TEST(Semaphore, TimeoutRacingReleaseCountsExactly) {
     ASSERT_FALSE(sem.try_acquire(1)) << "token doubled in round " << round;
     sem.release();
   }
-  EXPECT_EQ(acquired + timed_out, kRaceRounds);
-  EXPECT_GT(acquired, 0);
-  EXPECT_GT(timed_out, 0);
+  EXPECT_EQ(acquired + timed_out, rounds);
+  if (!force_migration()) {
+    EXPECT_GT(acquired, 0);
+    EXPECT_GT(timed_out, 0);
+  }
 }
 
 FIBER_TEST(Semaphore, PlainThreadAcquiresWhileFibersRelease) {

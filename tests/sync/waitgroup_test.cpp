@@ -2,6 +2,7 @@
 // reuse and lifetime.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -31,6 +32,12 @@ constexpr bool kSanitized = false;
 #endif
 
 constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
+
+// SPINDLE_FORCE_MIGRATION=1 (the fixture's migration test mode) makes every wake-up and yield
+// cross workers, which is far slower: the races run fewer rounds there, and the mix of their
+// outcomes (which depends on timing) is only asserted in the normal mode.
+bool force_migration() { return std::getenv("SPINDLE_FORCE_MIGRATION") != nullptr; }
+int race_rounds() { return force_migration() ? kRaceRounds / 100 : kRaceRounds; }
 
 // Polls the clock, yielding: aims an action at a waiter's deadline (a race provoked on purpose).
 void yield_until(TimePoint t) {
@@ -206,13 +213,14 @@ FIBER_TEST(WaitGroup, WaitForTimesOutThenReusable) {
 }
 
 FIBER_TEST(WaitGroup, TimeoutRacingLastDoneCountsExactly) {
+  const int rounds = race_rounds();
   // The last done() lands within +-15 us of the waiter's deadline. Either the wait reports
   // success or it times out with the counter still positive; and the WaitGroup, allocated per
   // round, is freed as soon as the final wait returns (ASan checks the done() side never
   // touches it afterwards, including when the timed-out waiter had been counted by done()).
   int succeeded = 0;
   int timed_out = 0;
-  for (int round = 0; round < kRaceRounds; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     auto* wg = new WaitGroup;
     wg->add(1);
     std::atomic<TimePoint::rep> deadline{0};
@@ -231,9 +239,11 @@ FIBER_TEST(WaitGroup, TimeoutRacingLastDoneCountsExactly) {
     waiter.wait();
     (ok ? succeeded : timed_out) += 1;
   }
-  EXPECT_EQ(succeeded + timed_out, kRaceRounds);
-  EXPECT_GT(succeeded, 0);
-  EXPECT_GT(timed_out, 0);
+  EXPECT_EQ(succeeded + timed_out, rounds);
+  if (!force_migration()) {
+    EXPECT_GT(succeeded, 0);
+    EXPECT_GT(timed_out, 0);
+  }
 }
 
 FIBER_TEST(WaitGroup, DestroyedRightAfterWaitReturns) {
