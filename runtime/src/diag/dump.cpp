@@ -8,6 +8,7 @@
 #include <spindle/debug.hpp>
 
 #include "diag/report.hpp"
+#include "os/coarse_clock.hpp"
 #include "os/futex.hpp"
 #include "sched/scheduler.hpp"
 
@@ -15,7 +16,6 @@ namespace spindle::detail {
 
 std::string format_fiber_dump(Scheduler& s) {
   std::string out;
-  const auto now = Clock::now();
   std::lock_guard lock(s.live_mu_);
   std::size_t count = 0;
   for (Fiber* f = s.live_head_; f != nullptr; f = f->next_live) ++count;
@@ -24,8 +24,8 @@ std::string format_fiber_dump(Scheduler& s) {
     const WaitReason reason = f->wait_reason.load(std::memory_order_relaxed);
     out += fmt::format("fiber {} \"{}\" [{}", f->id, f->name, to_string(reason));
     if (reason != WaitReason::none) {
-      const auto since = TimePoint(Duration(f->wait_since.load(std::memory_order_relaxed)));
-      out += fmt::format(", {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - since).count());
+      const std::int64_t waited_ns = coarse_now_ns() - f->wait_since.load(std::memory_order_relaxed);
+      out += fmt::format(", {} ms", waited_ns / 1'000'000);
       if (const void* obj = f->wait_object.load(std::memory_order_relaxed)) out += fmt::format("] on {}", obj);
       else out += "]";
       const std::source_location at = f->wait_site.load(std::memory_order_relaxed);

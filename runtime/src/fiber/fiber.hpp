@@ -50,7 +50,7 @@ struct Fiber {
   std::atomic<WaitReason> wait_reason{WaitReason::none};
   std::atomic<const void*> wait_object{nullptr};
   std::atomic<std::source_location> wait_site{std::source_location{}};
-  std::atomic<Duration::rep> wait_since{0};
+  std::atomic<std::int64_t> wait_since{0};  // coarse_now_ns() when it parked
 };
 
 }  // namespace spindle::detail

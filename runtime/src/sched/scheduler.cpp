@@ -9,6 +9,8 @@
 #include <spindle/errors.hpp>
 
 #include "diag/report.hpp"
+#include "diag/synctest.hpp"
+#include "diag/trace.hpp"
 #include "diag/watchdog.hpp"
 #include "fiber/overflow.hpp"
 #include "os/futex.hpp"
@@ -38,6 +40,16 @@ int default_worker_count(const Options& opts) {
 
 char* align_down(char* p, std::size_t a) {
   return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(a - 1));
+}
+
+TraceEnd trace_end(AfterSwitch a) noexcept {
+  switch (a) {
+    case AfterSwitch::park: return TraceEnd::park;
+    case AfterSwitch::yield: return TraceEnd::yield;
+    case AfterSwitch::exit: return TraceEnd::exit;
+    case AfterSwitch::none: break;
+  }
+  return TraceEnd::other;
 }
 
 // The body of every fiber. It never returns: it leaves through a final switch.
@@ -79,6 +91,7 @@ std::uint32_t Worker::next_random() noexcept {
 
 void Worker::loop() {
   t_worker = this;
+  if (trace_on()) [[unlikely]] trace_worker_start(index_);
   init_thread_context(sched_ctx_);
   AltSignalStack alt;  // the overflow handler runs on it
   while (Fiber* f = find_runnable()) run(f);
@@ -90,17 +103,22 @@ void Worker::run(Fiber* f) {
   f->last_worker = index_;
   ++tick_;
   switches_.fetch_add(1, std::memory_order_relaxed);
+  if (trace_on()) [[unlikely]] trace_run_begin(index_, f);
   switch_to(sched_ctx_, f->ctx, f);
-  // The fiber switched back to us: it parked, yielded or finished.
+  // The fiber switched back to us: it parked, yielded or finished. (Traced before after_switch
+  // releases the primitive's lock: until then nobody can ready it and change its wait fields.)
+  if (trace_on()) [[unlikely]] trace_run_end(index_, f, trace_end(after_));
   after_switch(f);
   current_.store(nullptr, std::memory_order_relaxed);
 }
 
 void Worker::after_switch(Fiber* f) {
-  if (!f->stack.canary_intact()) {
+  const AfterSwitch what = after_;
+  // The canary of an unguarded stack sits in the region below, a cache line this worker rarely
+  // has: checked at exit and every 8th switch (a guarded stack's guard page needs no check).
+  if ((what == AfterSwitch::exit || (tick_ & 7) == 0) && !f->stack.canary_intact()) {
     die_stack_overflow(f, "its stack canary was overwritten");
   }
-  const AfterSwitch what = after_;
   after_ = AfterSwitch::none;
   switch (what) {
     case AfterSwitch::yield:
@@ -197,6 +215,7 @@ Fiber* Worker::steal(bool steal_run_next) {
     if (got == 0) continue;
     for (std::uint32_t k = 1; k < got; ++k) sched_.push_local(*this, batch[k]);
     sched_.steals_.fetch_add(1, std::memory_order_relaxed);
+    if (trace_on()) [[unlikely]] trace_steal(index_, victim->index_, got);
     return batch[0];
   }
   return nullptr;
@@ -232,6 +251,8 @@ bool Worker::sleep_idle() {
       }
     }
   }
+  // A synctest bubble does not sleep while timers are pending: it moves its virtual clock.
+  if (!retry && virtual_clock_on()) [[unlikely]] retry = synctest_idle(sched_, deadline);
   if (!retry) sched_.idle_sleeps_.fetch_add(1, std::memory_order_relaxed);
   if (!retry && deadline == kNoDeadline && sched_.check_deadlock(*this)) retry = true;
   if (!retry && !sched_.block_in_poller(*this, deadline)) {
@@ -261,6 +282,7 @@ bool Worker::sleep_idle() {
       run_next_victim->switches_.load(std::memory_order_relaxed) == victim_switches) {
     Fiber* batch[RunQueue::kSize / 2 + 1];
     const std::uint32_t got = run_next_victim->runq_.grab(batch, /*steal_run_next=*/true);
+    if (got > 0 && trace_on()) [[unlikely]] trace_steal(index_, run_next_victim->index_, got);
     for (std::uint32_t k = 0; k < got; ++k) sched_.push_local(*this, batch[k]);
   }
   return !sched_.stopping_.load(std::memory_order_acquire);
@@ -348,6 +370,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   make_context(f->ctx, st.lo, align_down(callable, 64), &fiber_main);
   live_register(f);
   spawned_.fetch_add(1, std::memory_order_relaxed);
+  if (trace_on()) [[unlikely]] trace_spawn(f);
   if (is_main) main_fiber_ = f;
   const std::uint64_t id = f->id;
   // Like Go's newproc: the newest fiber runs next on this worker, so a spawning loop that then
@@ -398,6 +421,7 @@ void Scheduler::live_unregister(Fiber* f) {
 }
 
 void Scheduler::ready(Fiber* f, bool next) {
+  if (trace_on()) [[unlikely]] trace_wake(f);
   ParkState s = f->park_state.load(std::memory_order_acquire);
   for (;;) {
     if (s == ParkState::parked) {
@@ -497,7 +521,7 @@ Fiber* Scheduler::global_pop(Worker& w) {
 
 bool Scheduler::any_work_visible(const Worker& self) const noexcept {
   if (!global_empty()) return true;
-  if (timers_.due(Clock::now())) return true;
+  if (timers_.due(spindle::now())) return true;
   for (auto& w : workers_) {
     if (w.get() == &self) {
       if (!w->runq_.empty()) return true;
@@ -573,9 +597,14 @@ bool Scheduler::block_in_poller(Worker& w, TimePoint deadline) {
 void Scheduler::on_timer_earlier() { wake_idle_worker(); }
 
 std::size_t Scheduler::check_timers() {
-  const TimePoint now = Clock::now();
+  const TimePoint now = spindle::now();  // virtual in a synctest bubble
   if (!timers_.due(now)) return 0;
+  const bool traced = trace_on();
+  const std::int64_t begin = traced ? trace_clock() : 0;
   const std::size_t fired = timers_.run_expired(now);
+  if (traced) [[unlikely]] {
+    if (Worker* w = current_worker(); w != nullptr && &w->sched_ == this) trace_timers(w->index_, begin, fired);
+  }
   timers_fired_.fetch_add(fired, std::memory_order_relaxed);
   return fired;
 }
