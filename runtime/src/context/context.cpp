@@ -170,7 +170,7 @@ bool fire_deadline(TimerNode* t) noexcept {
 void check_lazy_deadline(const ContextNode* g) {
   ContextNode* owner = g->deadline_owner;
   if (owner == nullptr || timer_live(owner)) return;
-  if (Clock::now() >= owner->deadline) expire(owner);
+  if (spindle::now() >= owner->deadline) expire(owner);
 }
 
 // Links a new cancelable node under its parent's governing node, or cancels it at once if that
@@ -503,7 +503,7 @@ CancelableContext with_deadline_cause(const Context& parent, TimePoint d, std::e
   detail::propagate(n.get());
   CancelableContext out{ContextAccess::make(n), ContextAccess::make_cancel(n)};
   if (n->done.load(std::memory_order_acquire)) return out;  // the parent was done
-  if (d <= Clock::now()) {
+  if (d <= spindle::now()) {
     detail::expire(n.get());
     return out;
   }
@@ -542,7 +542,7 @@ std::error_code sleep_until(const Context& ctx, TimePoint deadline, std::source_
   const detail::Interrupt in = detail::context_interrupt(ctx);
   const detail::ParkOptions base{.interrupt = in.self != nullptr ? &in : nullptr};
   for (;;) {
-    if (Clock::now() >= deadline) return {};
+    if (spindle::now() >= deadline) return {};
     detail::ParkOptions opts = base;
     opts.deadline = std::min(deadline, detail::context_deadline(ctx));
     detail::Waiter w;

@@ -188,7 +188,7 @@ std::error_code NetFd::wait(PollMode mode, const Context* ctx, std::source_locat
   for (;;) {
     const Duration::rep rep = deadline_[d].load(std::memory_order_acquire);
     const TimePoint dl{Duration(rep)};
-    if (dl != kNoDeadline && Clock::now() >= dl) return errc::timeout;
+    if (dl != kNoDeadline && spindle::now() >= dl) return errc::timeout;
     IoWait iw(this, d, rep);
     TimePoint until = dl;
     if (ctx != nullptr) {
@@ -214,7 +214,7 @@ std::error_code NetFd::wait(PollMode mode, const Context* ctx, std::source_locat
 // A deadline that has passed fails the call before its system call (Go: prepareRead).
 static bool expired(const std::atomic<Duration::rep>& deadline) noexcept {
   const TimePoint dl{Duration(deadline.load(std::memory_order_acquire))};
-  return dl != kNoDeadline && Clock::now() >= dl;
+  return dl != kNoDeadline && spindle::now() >= dl;
 }
 
 IoResult NetFd::read(char* buf, std::size_t len, bool full, const Context* ctx,

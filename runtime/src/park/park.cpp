@@ -13,6 +13,7 @@
 #include <spindle/this_fiber.hpp>
 
 #include "diag/report.hpp"
+#include "diag/synctest.hpp"
 #include "os/futex.hpp"
 #include "sched/scheduler.hpp"
 
@@ -35,12 +36,15 @@ WakeReason park_thread(Waiter& w, const ParkOptions& opts) {
   auto& done = ParkAccess::thread_done(w);
   TimePoint deadline = opts.deadline;
   while (done.load(std::memory_order_acquire) == 0) {
-    if (deadline != kNoDeadline && Clock::now() >= deadline) {
+    if (deadline != kNoDeadline && spindle::now() >= deadline) {
       if (w.claim(WakeReason::timeout)) break;  // nobody else will ready us
       deadline = kNoDeadline;                   // a waker claimed first: wait for its ready()
       continue;
     }
-    futex_wait(done, 0, deadline);
+    // In a synctest bubble the deadline is virtual and means nothing to a real sleep: poll.
+    futex_wait(done, 0,
+               deadline != kNoDeadline && virtual_clock_on() ? Clock::now() + std::chrono::milliseconds(1)
+                                                             : deadline);
   }
   if (opts.interrupt != nullptr) opts.interrupt->disarm(opts.interrupt->self, w);
   return w.reason();
@@ -71,7 +75,7 @@ WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
                             "act after the handler)");
   }
 #endif
-  if (opts.deadline != kNoDeadline && opts.deadline <= Clock::now() &&
+  if (opts.deadline != kNoDeadline && opts.deadline <= spindle::now() &&
       w.claim(WakeReason::timeout)) {
     if (opts.unlock != nullptr) opts.unlock(opts.unlock_arg);
     return WakeReason::timeout;

@@ -7,6 +7,7 @@
 
 #include <spindle/detail/park.hpp>
 
+#include "diag/trace.hpp"
 #include "sched/scheduler.hpp"
 
 namespace spindle::this_fiber {
@@ -23,7 +24,7 @@ void yield() noexcept {
 }
 
 void sleep_until(TimePoint deadline, std::source_location where) {
-  if (deadline <= Clock::now()) return;
+  if (deadline <= spindle::now()) return;
   detail::Waiter w;
   detail::ParkOptions opts;
   opts.deadline = deadline;
@@ -47,6 +48,7 @@ void set_name(std::string_view name) noexcept {
   std::lock_guard lock(detail::current_scheduler()->live_mu_);  // dumps read names under it
   if (n > 0) std::memcpy(f->name, name.data(), n);
   f->name[n] = '\0';
+  if (detail::trace_on()) [[unlikely]] detail::trace_rename(f);
 }
 
 }  // namespace spindle::this_fiber

@@ -60,7 +60,7 @@ void add_timer(Scheduler* s, TimerNode* node) {
 
 bool fire_time_chan(TimerNode* t) noexcept {
   auto* s = static_cast<TimeChanState*>(t->owner);
-  TimePoint now = Clock::now();
+  TimePoint now = spindle::now();  // virtual in a synctest bubble, as t->when is
   (void)chan_offer(s->chan, &now);  // full: a slow receiver misses this tick
   if (s->period <= Duration::zero()) return false;
   // Next tick on the period grid, skipping the ones already missed (Go's ticker does the same).
