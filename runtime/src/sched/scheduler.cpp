@@ -520,7 +520,15 @@ Fiber* Scheduler::global_pop(Worker& w) {
 }
 
 bool Scheduler::any_work_visible(const Worker& self) const noexcept {
-  if (!global_empty()) return true;
+  if (!global_empty()) {
+    if (!(opts_.force_migration && workers_.size() > 1)) return true;
+    // Force-migration mode: fibers that last ran here are not ours to take; counting them as
+    // work kept this worker spinning (and so nobody woke the worker that may take them).
+    std::lock_guard lock(const_cast<std::mutex&>(global_mu_));
+    for (const Fiber* f : global_) {
+      if (f->last_worker != self.index_) return true;
+    }
+  }
   if (timers_.due(spindle::now())) return true;
   for (auto& w : workers_) {
     if (w.get() == &self) {
