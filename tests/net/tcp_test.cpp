@@ -62,6 +62,7 @@ std::string pattern(std::size_t n, unsigned seed) {
 
 FIBER_TEST(Tcp, EchoThousandsOfConcurrentConnections) {
   const int fds_before = testing::baseline_fds();
+  const std::string fd_names = testing::fd_list();
   const long conns = testing::scaled(2000, 300, 150);
   {
     EchoServer server;
@@ -91,7 +92,7 @@ FIBER_TEST(Tcp, EchoThousandsOfConcurrentConnections) {
     server.stop();
     EXPECT_EQ(server.accepted(), conns);
   }
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(open_fds(), fds_before) << "before:\n" << fd_names << "after:\n" << testing::fd_list();
 }
 
 FIBER_TEST(Tcp, PartialWritesAndReadsDeliverEveryByteInOrder) {
@@ -257,6 +258,7 @@ FIBER_TEST(Tcp, ContextEndsAWaitOnAPeerThatNeverAnswers) {
 
 FIBER_TEST(Tcp, ClosingWakesFibersBlockedOnTheConnection) {
   const int fds_before = testing::baseline_fds();
+  const std::string fd_names = testing::fd_list();
   {
     auto [client, server] = connected_pair();
     std::error_code read_err, write_err;
@@ -300,7 +302,7 @@ FIBER_TEST(Tcp, ClosingWakesFibersBlockedOnTheConnection) {
     EXPECT_TRUE(peer == net::errc::eof || peer == std::errc::connection_reset) << peer.message();
     (void)server.close();
   }
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(open_fds(), fds_before) << "before:\n" << fd_names << "after:\n" << testing::fd_list();
 }
 
 FIBER_TEST(Tcp, ClosingTheListenerWakesAccept) {
