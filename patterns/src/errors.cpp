@@ -20,6 +20,7 @@ class Category final : public std::error_category {
       case errc::limiter_stopped: return "rate: limiter stopped";
       case errc::too_many_restarts: return "supervisor: worker restarted too many times";
       case errc::hook_failed: return "shutdown: hook failed";
+      case errc::closed: return "queue is closed";
     }
     return "spindle.patterns: unknown error " + std::to_string(v);
   }

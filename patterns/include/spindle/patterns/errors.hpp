@@ -34,6 +34,7 @@ enum class errc : int {
   limiter_stopped,        // "rate: limiter stopped" (TickerLimiter after stop())
   too_many_restarts,      // "supervisor: worker restarted too many times"
   hook_failed,            // "shutdown: hook failed" (a hook threw; see ShutdownReport)
+  closed,                 // "queue is closed" (UnboundedQueue after close() and drained)
 };
 
 // The category of patterns' error codes; name() is "spindle.patterns".
