@@ -40,11 +40,13 @@
 #include <memory>
 #include <optional>
 #include <source_location>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
 #include <spindle/clock.hpp>
 #include <spindle/detail/chan_core.hpp>
+#include <spindle/detail/context_fwd.hpp>
 #include <spindle/errors.hpp>
 
 namespace spindle {
@@ -132,6 +134,22 @@ class ChanSendOps {
   // ClosedChannelError on a closed one.
   void close() const { detail::chan_close(core()); }
 
+  // Sends unless ctx is done first (context.hpp): an empty code when the value was sent (moved
+  // from), else ctx.err() with the value untouched: a value is never both delivered and
+  // reported cancelled. A context already done fails at once, even if the send could complete.
+  // Blocks until then on a nil channel. Throws ClosedChannelError as send() does.
+  [[nodiscard]] std::error_code send(const Context& ctx, T& value,
+                                     std::source_location where = std::source_location::current()) const {
+    return detail::context_wait(ctx, [&](TimePoint d, const detail::Interrupt* in) {
+      return detail_send(value, d, in, where) == ChanStatus::ok ? detail::WakeReason::notified
+                                                                : detail::WakeReason::canceled;
+    });
+  }
+  [[nodiscard]] std::error_code send(const Context& ctx, T&& value,
+                                     std::source_location where = std::source_location::current()) const {
+    return send(ctx, value, where);
+  }
+
   // Internal form for context-aware sends: blocks until sent (ok), `deadline` (timeout) or the
   // interrupt fires (canceled); the value is moved from only on ok. Throws as send() does.
   [[nodiscard]] ChanStatus detail_send(T& value, TimePoint deadline, const detail::Interrupt* interrupt,
@@ -176,6 +194,19 @@ class ChanRecvOps {
   [[nodiscard]] RecvResult<T> recv_for(std::chrono::duration<Rep, Period> d,
                                        std::source_location where = std::source_location::current()) const {
     return detail_recv(deadline_after(d), nullptr, where);
+  }
+
+  // Receives unless ctx is done first (context.hpp): ok with a value, closed (closed and
+  // drained), or canceled (ctx is done, ctx.err() says why, and no value was taken: a value is
+  // never both received and reported cancelled). A context already done gives canceled at once,
+  // even if a value is ready. Blocks until then on a nil channel.
+  [[nodiscard]] RecvResult<T> recv(const Context& ctx,
+                                   std::source_location where = std::source_location::current()) const {
+    if (detail::context_err(ctx)) return {ChanStatus::canceled, std::nullopt};
+    const detail::Interrupt in = detail::context_interrupt(ctx);
+    RecvResult<T> r = detail_recv(detail::context_deadline(ctx), in.self != nullptr ? &in : nullptr, where);
+    if (r.status == ChanStatus::timeout) r.status = ChanStatus::canceled;  // the context's deadline
+    return r;
   }
 
   // Internal form for context-aware receives: ok with a value, closed, timeout or canceled.
