@@ -14,6 +14,7 @@
 
 #include "diag/report.hpp"
 #include "diag/synctest.hpp"
+#include "os/coarse_clock.hpp"
 #include "os/futex.hpp"
 #include "sched/scheduler.hpp"
 
@@ -83,7 +84,7 @@ WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
   f->wait_reason.store(site.reason, std::memory_order_relaxed);
   f->wait_object.store(site.object, std::memory_order_relaxed);
   f->wait_site.store(site.where, std::memory_order_relaxed);
-  f->wait_since.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  f->wait_since.store(coarse_now_ns(), std::memory_order_relaxed);  // cheap: dumps only
 
   TimerNode timer;
   Worker* worker = current_worker();
