@@ -177,14 +177,19 @@ void CircuitBreaker::deliver() noexcept {
   }
 }
 
+bool CircuitBreaker::time_matters() const noexcept {
+  // Closed with no window (expiry_ == max): nothing depends on the time, so the hot path skips
+  // the clock read (about 30 ns here, more than the rest of allow()).
+  return state_ != BreakerState::closed || expiry_ != TimePoint::max();
+}
+
 Result<CircuitBreaker::Ticket> CircuitBreaker::allow() {
-  const TimePoint now = clock_.now();
   bool must_deliver;
   std::error_code rejected;
   std::uint64_t gen = 0;
   {
     std::lock_guard lock(mu_);
-    update(now);
+    if (time_matters()) update(clock_.now());
     if (state_ == BreakerState::open) {
       ++stats_.rejected_open;
       rejected = make_error_code(errc::circuit_open);
@@ -205,11 +210,14 @@ Result<CircuitBreaker::Ticket> CircuitBreaker::allow() {
 }
 
 void CircuitBreaker::on_outcome(std::uint64_t gen, Outcome o) noexcept {
-  const TimePoint now = clock_.now();
   bool must_deliver;
   {
     std::lock_guard lock(mu_);
-    update(now);
+    // The time is needed to update a windowed/open state, and for a transition's new
+    // generation (only on a failure while closed, or any outcome while half-open).
+    const bool need_time = time_matters() || o == Outcome::failure;
+    const TimePoint now = need_time ? clock_.now() : TimePoint{};
+    if (time_matters()) update(now);
     if (gen != generation_) {
       ++stats_.stale;
     } else {

@@ -221,6 +221,7 @@ class CircuitBreaker {
   [[nodiscard]] Outcome classify(std::error_code ec) const;
   void on_outcome(std::uint64_t gen, Outcome o) noexcept;
   // The members below marked "under mu_" are called with mu_ held.
+  [[nodiscard]] bool time_matters() const noexcept;         // under mu_
   void update(TimePoint now) noexcept;                       // under mu_: lazy time effects
   void set_state(BreakerState to, TimePoint now) noexcept;   // under mu_
   void new_generation(TimePoint now) noexcept;               // under mu_
