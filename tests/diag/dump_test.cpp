@@ -60,3 +60,35 @@ TEST(DumpOutside, SaysNoRuntime) {
 
 }  // namespace
 }  // namespace spindle
+
+namespace spindle {
+namespace {
+
+[[gnu::noinline]] int use_stack(int depth) {
+  volatile char frame[1024];
+  frame[0] = static_cast<char>(depth);
+  return depth == 0 ? frame[0] : use_stack(depth - 1) + frame[0];
+}
+
+TEST(StackHighWater, ReportsTheDeepestUsePerSpawnSite) {
+  Options opts;
+  opts.workers = 2;
+  opts.stack_high_water = true;
+  run(opts, [] {
+    WaitGroup wg;
+    wg.go([] { (void)use_stack(20); });  // ~20 KiB deep
+    wg.go([] { (void)use_stack(1); });
+    wg.wait();
+  });
+  const std::string report = stack_high_water_report();
+  EXPECT_NE(report.find("dump_test.cpp"), std::string::npos) << report;
+  // The deeper fiber's site reports at least 20 KiB used.
+  std::size_t max_seen = 0;
+  for (std::size_t pos = report.find("max "); pos != std::string::npos; pos = report.find("max ", pos + 1)) {
+    max_seen = std::max<std::size_t>(max_seen, std::stoul(report.substr(pos + 4)));
+  }
+  EXPECT_GE(max_seen, 20u * 1024) << report;
+}
+
+}  // namespace
+}  // namespace spindle

@@ -44,6 +44,11 @@ void dump_fibers(std::ostream& out);
 [[nodiscard]] std::int64_t abandoned_fibers_total() noexcept;
 [[nodiscard]] std::string last_abandoned_dump();
 
+// With Options::stack_high_water: the deepest stack use seen per spawn site, over the fibers
+// that finished so far in the running (or last) runtime, one line per site:
+//   src/app.cpp:17  fibers 1000  max 3712 of 65536 bytes
+[[nodiscard]] std::string stack_high_water_report();
+
 // Thrown by run() when Options::on_deadlock is throw_from_run and every fiber is blocked for good.
 class DeadlockError : public RuntimeError {
  public:

@@ -59,6 +59,10 @@ struct Options {
   // Print the fiber dump on stderr when the process receives SIGQUIT (Go does, then exits;
   // spindle goes on running).
   bool dump_on_sigquit = false;
+  // Measure how deep each fiber's stack went (stack_high_water_report() in spindle/debug.hpp),
+  // to size stacks from data. Paints every new stack, so every page of it becomes resident: a
+  // diagnostic mode, not for production.
+  bool stack_high_water = false;
 };
 
 inline constexpr int kDeadlockExitCode = 2;

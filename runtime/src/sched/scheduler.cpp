@@ -368,6 +368,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   if (name_len > 0) std::memcpy(f->name, opts.name.data(), name_len);
   f->spawn_site = opts.where;
   make_context(f->ctx, st.lo, align_down(callable, 64), &fiber_main);
+  if (opts_.stack_high_water) paint_stack(f);
   live_register(f);
   spawned_.fetch_add(1, std::memory_order_relaxed);
   if (trace_on()) [[unlikely]] trace_spawn(f);
@@ -381,6 +382,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
 
 void Scheduler::recycle(Worker& w, Fiber* f) {
   const bool was_main = f == main_fiber_;
+  if (opts_.stack_high_water) record_high_water(f);
   live_unregister(f);
   destroy_context(f->ctx);
   const Stack st = f->stack;

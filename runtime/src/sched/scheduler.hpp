@@ -134,6 +134,10 @@ class Scheduler {
   void wake_idle_worker();        // Go's wakep
   bool any_work_visible(const Worker& self) const noexcept;
 
+  // Options::stack_high_water (diag/stack_usage.cpp).
+  void paint_stack(Fiber* f);
+  void record_high_water(Fiber* f);
+
   void live_register(Fiber* f);
   void live_unregister(Fiber* f);
 
