@@ -14,21 +14,12 @@
 #include <spindle/waitgroup.hpp>
 
 #include "support/fiber_test.hpp"
+#include "support/scale.hpp"
 
 namespace spindle {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+constexpr bool kSanitized = testing::kAsan || testing::kTsan;
 
 constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
 
