@@ -71,6 +71,7 @@ FIBER_TEST_AT(ContextWait, HundredThousandWatchedContexts, 1, 4) {
   {
     ErrGroup g;
     for (int i = 0; i < kN; ++i) {
+      if (i % 1024 == 0) this_fiber::yield();  // a long spawn loop: let others run
       g.go([&, ctx = kids[i].ctx] {
         if (wait_done(ctx) == canceled()) {
           ++woke;
@@ -110,6 +111,7 @@ FIBER_TEST_AT(ContextWait, HundredThousandWatchersOfOneContext, 1, 4) {
   {
     ErrGroup g;
     for (int i = 0; i < kN; ++i) {
+      if (i % 1024 == 0) this_fiber::yield();  // a long spawn loop: let others run
       g.go([&] { woke += wait_done(ctx) == canceled() ? 1 : 0; });
     }
     ASSERT_TRUE(eventually([&] { return detail::context_waiter_count(ctx) == kN; }, 60s));
