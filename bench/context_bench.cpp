@@ -45,6 +45,7 @@ void run_cancel(benchmark::State& state, Watch how) {
       std::atomic<int> wrong{0};
       spindle::WaitGroup wg;
       for (int i = 0; i < kContexts; ++i) {
+        if (i % 1024 == 0) spindle::this_fiber::yield();  // a long loop: let the watchers start
         kids.push_back(spindle::with_cancel(root.ctx));
         spindle::Context ctx = kids.back().ctx;
         wg.go([&started, &wrong, ctx, how] {
