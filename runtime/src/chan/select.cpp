@@ -22,7 +22,7 @@ namespace spindle::detail {
 
 namespace {
 
-// The per-thread generator state. Reached only through the non-inlined fast_rand_n and never
+// The per-thread generator state. Reached only through the non-inlined fast_rand64 and never
 // held across a park (a fiber may resume on another thread: SEMANTICS.md).
 thread_local std::uint64_t t_rand_state = 0;
 
@@ -58,7 +58,7 @@ void unlock_all_fn(void* arg) noexcept {
 
 }  // namespace
 
-[[gnu::noinline]] std::uint32_t fast_rand_n(std::uint32_t n) noexcept {
+[[gnu::noinline]] std::uint64_t fast_rand64() noexcept {
   std::uint64_t x = t_rand_state;
   if (x == 0) {
     // Seed per thread from its address and the clock; never zero.
@@ -71,17 +71,26 @@ void unlock_all_fn(void* arg) noexcept {
   x ^= x >> 7;
   x ^= x << 17;
   t_rand_state = x;
-  // Lemire's multiply-shift (Go's cheaprandn): uniform enough, no division.
-  return static_cast<std::uint32_t>(((x >> 32) * static_cast<std::uint64_t>(n)) >> 32);
+  return x * 0x2545F4914F6CDD1Dull;  // xorshift64*: the multiply mixes every output bit
 }
 
 SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadline,
                          const Interrupt* interrupt, const std::source_location& where) {
-  // 1. Poll order over the non-nil cases (inside-out Fisher-Yates), then lock order.
+  // 1. Poll order over the non-nil cases (inside-out Fisher-Yates), then lock order. One 64-bit
+  // draw serves four cases (16 bits each, multiply-shift: bias below m/65536); the generator is
+  // a non-inlined call (thread_local), so this saves most of the calls for small selects.
   int m = 0;
+  std::uint64_t bits = 0;
+  int bits_left = 0;
   for (int i = 0; i < n; ++i) {
     if (cases[i].chan == nullptr) continue;  // a nil channel is never ready
-    const auto j = fast_rand_n(static_cast<std::uint32_t>(m + 1));
+    if (bits_left == 0) {
+      bits = fast_rand64();
+      bits_left = 4;
+    }
+    const auto j = static_cast<std::uint32_t>(((bits >> 48) * static_cast<std::uint64_t>(m + 1)) >> 16);
+    bits <<= 16;
+    --bits_left;
     cases[m].poll_order = cases[j].poll_order;
     cases[j].poll_order = static_cast<std::uint16_t>(i);
     ++m;

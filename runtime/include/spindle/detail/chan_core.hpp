@@ -200,8 +200,8 @@ struct SelectResult {
 SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadline,
                          const Interrupt* interrupt, const std::source_location& where);
 
-// A fast per-thread xorshift (select's random choice); n > 0, result in [0, n).
-std::uint32_t fast_rand_n(std::uint32_t n) noexcept;
+// A fast per-thread generator (xorshift64*) for select's random choice: 64 random bits.
+std::uint64_t fast_rand64() noexcept;
 
 // --- handles ------------------------------------------------------------------------------------
 
