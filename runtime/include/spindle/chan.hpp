@@ -31,7 +31,9 @@
 // container, string and smart pointer qualifies; box anything else in std::unique_ptr), so that
 // no element operation can fail while a channel lock is held. T needs no default constructor and
 // may be move-only. Rejected: supporting throwing moves by boxing such T on the heap behind the
-// user's back; an explicit unique_ptr says what it costs.
+// user's back; an explicit unique_ptr says what it costs. The destructor of a moved-from element,
+// and of a value a receive drops (Select<N>::recv without `out`), may run while the channel's
+// lock is held: it must not block or touch channels.
 #pragma once
 
 #include <chrono>

@@ -67,7 +67,8 @@ void func_timer_release(FuncTimerState* s) noexcept;
 // copy of the Receiver is dropped.
 [[nodiscard]] Receiver<TimePoint> tick(Duration d);
 
-// Go's time.Timer: sends the current time on C() once, after its duration.
+// Go's time.Timer: sends the current time on C() once, after its duration. Copies share one
+// timer (like Go's *Timer).
 class Timer {
  public:
   // A nil timer: C() is a nil channel (never ready), stop() and reset() return false / throw.
@@ -96,7 +97,8 @@ class Timer {
 };
 
 // Go's time.Ticker: sends the current time on C() every period. A receiver slower than the
-// period misses ticks (C() holds at most one); it never sees a burst of stale ones.
+// period misses ticks (C() holds at most one); it never sees a burst of stale ones. Copies share
+// one ticker; it stops when stop() is called or the last copy of it and of C() is gone.
 class Ticker {
  public:
   Ticker() noexcept = default;  // nil
