@@ -47,13 +47,24 @@ class RunQueue {
   // Owner only: puts f in run_next; returns the fiber it displaced (to be pushed), if any.
   Fiber* push_next(Fiber* f) noexcept { return run_next_.exchange(f, std::memory_order_acq_rel); }
 
-  // Owner only: run_next, else the newest fiber in the ring (LIFO), or the oldest when `fifo`.
-  Fiber* pop(bool fifo = false) noexcept {
+  // Owner only. Normally run_next, else the newest fiber in the ring (LIFO). `fifo`: the oldest
+  // in the ring instead of the newest (after a yield, so yielders round-robin). `ring_first`
+  // (the periodic fairness pick): the oldest in the ring even before run_next, or a pair of
+  // fibers handing off to each other through run_next would starve the ring forever.
+  Fiber* pop(bool fifo = false, bool ring_first = false) noexcept {
+    if (ring_first) {
+      if (Fiber* oldest = pop_ring(true)) return oldest;
+    }
     Fiber* next = run_next_.load(std::memory_order_relaxed);
     if (next != nullptr &&
         run_next_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
       return next;
     }
+    return pop_ring(fifo);
+  }
+
+ private:
+  Fiber* pop_ring(bool fifo) noexcept {
     std::uint64_t v = word_.load(std::memory_order_acquire);
     for (;;) {
       const Ends e = unpack(v);
@@ -74,6 +85,7 @@ class RunQueue {
     }
   }
 
+ public:
   // Owner only, when push() failed: removes the older half of the ring into `out`.
   std::uint32_t take_half_for_overflow(Fiber** out) noexcept { return grab(out, false); }
 

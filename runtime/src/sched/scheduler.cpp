@@ -166,9 +166,10 @@ Fiber* Worker::find_runnable() {
     if (tick_ % kGlobalFairnessTick == 0) sched_.poll_network();
     // LIFO normally (run_queue.hpp); FIFO after a yield (round-robin among yielders) and every
     // kGlobalFairnessTick picks, so the oldest entries cannot starve.
-    const bool fifo = fifo_next_ || tick_ % kGlobalFairnessTick == 0;
+    const bool fair_pick = tick_ % kGlobalFairnessTick == 0;
+    const bool fifo = fifo_next_ || fair_pick;
     fifo_next_ = false;
-    if (Fiber* f = runq_.pop(fifo)) return found(f);
+    if (Fiber* f = runq_.pop(fifo, /*ring_first=*/fair_pick)) return found(f);
     if (!sched_.global_empty()) {
       if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
@@ -444,14 +445,11 @@ void Scheduler::ready(Fiber* f, bool next) {
 
 void Scheduler::enqueue(Fiber* f, bool next) {
   Worker* w = current_worker();
-  if (w == nullptr || &w->sched_ != this) {
-    global_push(f);
-    wake_idle_worker();
-    return;
-  }
-  if (opts_.force_migration && f->last_worker >= 0 && workers_.size() > 1) {
-    global_push(f);  // global_pop() hands it to a worker other than its last
-    wake_idle_worker();
+  const bool migrate = opts_.force_migration && f->last_worker >= 0 && workers_.size() > 1;
+  if (w == nullptr || &w->sched_ != this || migrate) {
+    global_push(f);  // in force-migration mode global_pop() hands it to another worker
+    if (migrate) wake_all_idle_workers();  // the one woken might be the only one refusing it
+    else wake_idle_worker();
     return;
   }
   if (next) {
@@ -471,7 +469,7 @@ void Scheduler::enqueue(Fiber* f, bool next) {
 void Scheduler::ready_runnable(Worker& w, Fiber* f) {
   if (opts_.force_migration && workers_.size() > 1) {
     global_push(f);
-    wake_idle_worker();
+    wake_all_idle_workers();
     return;
   }
   push_local(w, f);
@@ -569,6 +567,25 @@ void Scheduler::wake_idle_worker() {
     netpoller_.load(std::memory_order_acquire)->interrupt();
   } else {
     futex_wake(w->wake_word_);
+  }
+}
+
+void Scheduler::wake_all_idle_workers() {
+  // Force-migration mode only: every idle worker, each counted as spinning as wake_idle_worker
+  // counts the one it wakes.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::vector<Worker*> woken;
+  {
+    std::lock_guard lock(idle_mu_);
+    woken.swap(idle_);
+    nidle_.fetch_sub(static_cast<int>(woken.size()), std::memory_order_seq_cst);
+    nspinning_.fetch_add(static_cast<int>(woken.size()), std::memory_order_seq_cst);
+  }
+  Netpoller* np = netpoller_.load(std::memory_order_acquire);
+  for (Worker* w : woken) {
+    w->wake_word_.store(1, std::memory_order_seq_cst);
+    if (np != nullptr && poll_owner_.load(std::memory_order_seq_cst) == w) np->interrupt();
+    else futex_wake(w->wake_word_);
   }
 }
 

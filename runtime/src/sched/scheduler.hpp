@@ -132,6 +132,7 @@ class Scheduler {
 
   // Idle workers.
   void wake_idle_worker();        // Go's wakep
+  void wake_all_idle_workers();   // force-migration mode
   bool any_work_visible(const Worker& self) const noexcept;
 
   // Options::stack_high_water (diag/stack_usage.cpp).
