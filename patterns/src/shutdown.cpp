@@ -74,6 +74,7 @@ struct Outcome {
   std::error_code error;
   std::string what;
   bool threw = false;
+  bool in_time = false;  // returned before its context was done (the deadline had not passed)
   Duration took{};
 };
 
@@ -131,6 +132,7 @@ ShutdownReport Shutdown::run(Duration grace) {
           }
         }
         o.took = st->clock.now() - t0;
+        o.in_time = !hctx.err();
         (*outcomes)[i] = std::move(o);
         std::size_t idx = i;
         (void)finished.try_send(idx);  // capacity n: never blocks
@@ -139,21 +141,34 @@ ShutdownReport Shutdown::run(Duration grace) {
     }
     std::size_t pending = members.size();
     const Receiver<std::monostate> expired = deadline.ctx.done();
-    while (pending > 0) {
-      std::optional<std::size_t> idx;
-      spindle::select(spindle::case_recv(finished, [&](std::optional<std::size_t> v) { idx = v; }),
-                      spindle::case_recv(expired));
-      if (!idx) {
-        out_of_time = true;
-        break;
-      }
-      const Outcome& o = (*outcomes)[*idx];
-      HookResult& h = report.hooks[*idx];
-      h.status = o.error ? HookStatus::failed : HookStatus::ok;
+    auto record = [&](std::size_t idx) {
+      const Outcome& o = (*outcomes)[idx];
+      HookResult& h = report.hooks[idx];
+      // A hook that returned only once its context was done gave up: it timed out.
+      h.status = !o.in_time ? HookStatus::timed_out : (o.error ? HookStatus::failed : HookStatus::ok);
       h.error = o.error;
       h.what = o.what;
       h.took = o.took;
       --pending;
+    };
+    while (pending > 0) {
+      // Reports already delivered count even if the deadline has passed meanwhile (a select
+      // would choose at random between the two).
+      if (auto r = finished.try_recv(); r.ok()) {
+        record(*r);
+        continue;
+      }
+      std::optional<std::size_t> idx;
+      spindle::select(spindle::case_recv(finished, [&](std::optional<std::size_t> v) { idx = v; }),
+                      spindle::case_recv(expired));
+      if (idx) {
+        record(*idx);
+        continue;
+      }
+      // What arrived together with the deadline still counts; later phases are skipped.
+      for (auto r = finished.try_recv(); r.ok(); r = finished.try_recv()) record(*r);
+      out_of_time = true;
+      break;
     }
   }
   st->report = report;

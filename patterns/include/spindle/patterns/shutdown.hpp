@@ -26,9 +26,10 @@
 //    run, counted from its start);
 //  * the report lists every hook, in registration order, with its outcome: ok, failed (it
 //    returned an error, or threw: errc::hook_failed with the exception's message), timed_out
-//    (still running at the deadline: it is left running with its context cancelled, and the
-//    Shutdown's state stays alive until it returns), or skipped (its phase never started
-//    because the deadline had passed). Nothing is dropped without being reported;
+//    (still running at the deadline, or returned only once its context was done: one still
+//    running is left running with its context cancelled, and the Shutdown's state stays alive
+//    until it returns), or skipped (its phase never started because the deadline had passed).
+//    Nothing is dropped without being reported;
 //  * wait_and_run(grace) parks until the context is done, then run(grace). run() triggers
 //    first if nobody has; it runs the hooks once (later calls return the same report).
 // Registering a hook once run() has started, a negative grace, and a null hook throw

@@ -11,9 +11,10 @@
 //  * op(ctx') runs in a fiber of its own, ctx' = timeout_context(ctx, d, clock): ctx' is done
 //    at the deadline (or with ctx), so a context-aware op stops promptly;
 //  * the caller gets op's outcome if it arrives first; otherwise spindle::errc::deadline_exceeded
-//    (the timeout) or ctx.err() (the caller's context was cancelled). The outcome and the
-//    timeout are decided by one lock: exactly one of "the caller got the result" and "cleanup
-//    got the result" happens, never both, never neither (for a successful late value);
+//    (the timeout) or ctx.err() (the caller's context was cancelled). An outcome counts only if
+//    op returned before its context was done (checked under one lock with the caller's
+//    decision): exactly one of "the caller got the result" and "cleanup got the result"
+//    happens, never both, never neither (for a successful late value);
 //  * a value that arrives after the caller has given up goes to cleanup(V&&) in op's fiber;
 //    a late error needs no cleanup;
 //  * TimeoutOptions::join = true makes the caller wait, after the deadline, until op has
@@ -80,7 +81,11 @@ auto run_with_timeout(const Context& ctx, Duration d, F op, Cleanup cleanup = {}
     bool late;
     {
       std::lock_guard lock(s->mu);
-      late = s->abandoned;
+      // Late: the caller gave up, or the context was already done when op returned (op most
+      // likely returned *because* of it). Either way the caller reports the timeout, so the
+      // value is cleanup's. Deciding here, under the lock, makes the outcome deterministic.
+      // An exception is handed to the caller whenever it is still there to take it.
+      late = s->abandoned || (octx.err() && !error);
       if (!late) {
         s->out = std::move(out);
         s->error = error;
@@ -96,16 +101,17 @@ auto run_with_timeout(const Context& ctx, Duration d, F op, Cleanup cleanup = {}
     (void)s->exited.try_send('x');
   });
 
-  bool timed_out_first = false;
-  spindle::select(spindle::case_recv(s->ready),
-                  spindle::case_recv(tc.ctx.done(), [&] { timed_out_first = true; }));
+  spindle::select(spindle::case_recv(s->ready), spindle::case_recv(tc.ctx.done()));
+  // Whichever woke us: if op stored an outcome it counts; otherwise (the context is done, or op
+  // finished late and handed its value to cleanup) the caller gives up now.
   std::error_code why;
-  if (timed_out_first) {
+  {
     std::lock_guard lock(s->mu);
     if (!s->out && !s->error) {
       s->abandoned = true;
       why = timed_out(tc.ctx) && !ctx.err() ? make_error_code(spindle::errc::deadline_exceeded)
                                              : (ctx.err() ? ctx.err() : tc.ctx.err());
+      if (!why) why = make_error_code(spindle::errc::deadline_exceeded);  // unreachable guard
     }
   }
   if (why) {
