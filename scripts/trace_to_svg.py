@@ -67,7 +67,7 @@ def main():
     left, right, top, lane_h, gap = 110, 20, 40, 34, 10
     plot_w = args.width - left - right
     lane_y = {tid: top + i * (lane_h + gap) for i, tid in enumerate(order)}
-    legend_y = top + len(order) * (lane_h + gap) + 30
+    legend_y = top + len(order) * (lane_h + gap) + 56
 
     def x(ts):
         return left + (ts - t0) / (t1 - t0) * plot_w
@@ -150,7 +150,7 @@ def main():
                    % (lx, ly - 10, fiber_colour(fid)))
         out.append('<text x="%.1f" y="%d">%s</text>' % (lx + 16, ly, html.escape(names[fid])))
     out.append('<text x="%d" y="%d" fill="#555">arrows: spawn/wake → the run it caused; grey bars: timers fired</text>'
-               % (left, legend_y - 18))
+               % (left, legend_y - 22))
     out.append("</svg>")
     with open(args.svg, "w") as f:
         f.write("\n".join(out) + "\n")

@@ -47,7 +47,8 @@ json read_json(const std::string& path) {
 }
 
 // The program traced: two named fibers playing ping-pong over unbuffered channels, sleeping now
-// and then, plus a few short-lived sleepers. Returns the ids of ping and pong.
+// and then, a few short-lived sleepers, and CPU-bound fibers sending to a collector. Returns the
+// ids of ping and pong.
 std::pair<std::uint64_t, std::uint64_t> ping_pong(int rounds) {
   Chan<int> ping(0), pong(0);
   std::atomic<std::uint64_t> ping_id{0}, pong_id{0};
@@ -72,6 +73,22 @@ std::pair<std::uint64_t, std::uint64_t> ping_pong(int rounds) {
   for (int i = 0; i < 3; ++i) {
     wg.go([i] { this_fiber::sleep_for((i + 1) * 300us); });
   }
+  // A fan-out of CPU-bound fibers feeding a collector: gives idle workers something to steal.
+  Chan<std::uint64_t> results(0);
+  for (int i = 0; i < 6; ++i) {
+    wg.go([i, results] {
+      this_fiber::set_name("hash");
+      std::uint64_t h = 1469598103934665603ull + static_cast<std::uint64_t>(i);
+      for (int round = 0; round < 3; ++round) {
+        for (int k = 0; k < 300'000; ++k) h = (h ^ static_cast<std::uint64_t>(k)) * 1099511628211ull;
+        results.send(h);
+      }
+    });
+  }
+  wg.go([results] {
+    this_fiber::set_name("collector");
+    for (int i = 0; i < 18; ++i) (void)results.recv();
+  });
   wg.wait();
   return {ping_id.load(), pong_id.load()};
 }

@@ -423,13 +423,14 @@ void Scheduler::live_unregister(Fiber* f) {
   live_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void Scheduler::ready(Fiber* f, bool next) {
-  if (trace_on()) [[unlikely]] trace_wake(f);
+namespace {
+
+[[gnu::always_inline]] inline void ready_body(Scheduler& sched, Fiber* f, bool next) {
   ParkState s = f->park_state.load(std::memory_order_acquire);
   for (;;) {
     if (s == ParkState::parked) {
       if (f->park_state.compare_exchange_weak(s, ParkState::running, std::memory_order_acq_rel)) {
-        enqueue(f, next);
+        sched.enqueue(f, next);
         return;
       }
     } else if (s == ParkState::running) {
@@ -441,6 +442,19 @@ void Scheduler::ready(Fiber* f, bool next) {
       die_broken_invariant(f, "a fiber was readied twice for one park");
     }
   }
+}
+
+[[gnu::noinline]] void ready_traced(Scheduler& sched, Fiber* f, bool next) {
+  trace_wake(f);
+  ready_body(sched, f, next);
+}
+
+}  // namespace
+
+void Scheduler::ready(Fiber* f, bool next) {
+  // The traced path is a tail call: a call here would give the hot path a stack frame.
+  if (trace_on()) [[unlikely]] return ready_traced(*this, f, next);
+  ready_body(*this, f, next);
 }
 
 void Scheduler::enqueue(Fiber* f, bool next) {
@@ -623,15 +637,23 @@ bool Scheduler::block_in_poller(Worker& w, TimePoint deadline) {
 
 void Scheduler::on_timer_earlier() { wake_idle_worker(); }
 
+namespace {
+
+[[gnu::noinline]] std::size_t check_timers_traced(Scheduler& s, TimePoint now) {
+  const std::int64_t begin = trace_clock();
+  const std::size_t fired = s.timers_.run_expired(now);
+  s.timers_fired_.fetch_add(fired, std::memory_order_relaxed);
+  if (Worker* w = current_worker(); w != nullptr && &w->sched_ == &s) trace_timers(w->index_, begin, fired);
+  return fired;
+}
+
+}  // namespace
+
 std::size_t Scheduler::check_timers() {
   const TimePoint now = spindle::now();  // virtual in a synctest bubble
   if (!timers_.due(now)) return 0;
-  const bool traced = trace_on();
-  const std::int64_t begin = traced ? trace_clock() : 0;
+  if (trace_on()) [[unlikely]] return check_timers_traced(*this, now);
   const std::size_t fired = timers_.run_expired(now);
-  if (traced) [[unlikely]] {
-    if (Worker* w = current_worker(); w != nullptr && &w->sched_ == this) trace_timers(w->index_, begin, fired);
-  }
   timers_fired_.fetch_add(fired, std::memory_order_relaxed);
   return fired;
 }
