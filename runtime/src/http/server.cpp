@@ -270,6 +270,10 @@ void Server::Impl::serve_conn(const std::shared_ptr<ConnState>& cs) {
   NetFd& fd = *fdp;
   detail::FiberStream stream(fd);
   boost::beast::flat_buffer buf;
+  // Request contexts derive from a per-connection context (as Go's do), so registering and
+  // releasing one touches only this connection's node, not the server-wide base every
+  // connection shares; a force close still reaches them all through base.
+  auto [conn_ctx, conn_cancel] = with_cancel(base);
   bool first = true;
   for (;;) {
     // Idle: wait for the first bytes of the next request.
@@ -325,7 +329,7 @@ void Server::Impl::serve_conn(const std::shared_ptr<ConnState>& cs) {
     req.remote_address = cs->remote;
 
     // The handler, with a request context and a watch for the client going away.
-    auto [rctx, rcancel] = with_cancel(base);
+    auto [rctx, rcancel] = with_cancel(conn_ctx);
     Context hctx = rctx;
     if (const std::string* id = req.headers.find("X-Request-ID")) hctx = with_value(rctx, kRequestId, *id);
     struct Watch {

@@ -103,8 +103,11 @@ class BlockingPool {
       call->waiter = nullptr;
       const bool wake = w != nullptr && w->claim(WakeReason::notified);
       call->mu.unlock();
-      if (wake) w->ready();  // after this the caller may return and drop its reference
-      call.reset();          // may destroy fn (ctx form, caller gone) on this thread
+      if (wake) {
+        w->ready();
+        call->handed_off.store(true, std::memory_order_release);  // the caller may go on now
+      }
+      call.reset();  // may destroy fn (ctx form, caller gone) on this thread
       lock.lock();
     }
   }
@@ -142,7 +145,12 @@ WakeReason wait_done(BlockingCall& call, const std::source_location& where, Time
     call.mu.lock();
     if (call.waiter == &w) call.waiter = nullptr;
     call.mu.unlock();
+    return why;
   }
+  // Woken by the pool thread: let it leave Scheduler::ready() before this fiber can end the
+  // runtime (found by TSan: run() freed the scheduler while a pool thread was still in
+  // wake_idle_worker()).
+  while (!call.handed_off.load(std::memory_order_acquire)) spin_pause();
   return why;
 }
 

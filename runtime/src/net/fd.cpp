@@ -165,6 +165,13 @@ std::error_code NetFd::close() {
     if ((s & kClosedBit) != 0) return errc::closed;
   } while (!state_.compare_exchange_weak(s, s | kClosedBit, std::memory_order_acq_rel,
                                          std::memory_order_acquire));
+  if ((s & ~kClosedBit) > 1) {
+    // Calls are in flight, so the descriptor itself is closed only when the last one leaves.
+    // Shut the socket down now so the close takes effect at once for the outside world: a
+    // listener stops accepting (the kernel resets its queue and refuses new connections), a
+    // connection sends its FIN. The fd number stays ours until then, so this is safe.
+    (void)::shutdown(fd_, SHUT_RDWR);
+  }
   np_->evict(pd_);  // parked calls wake with closed; later waits fail at once
   decref();         // the handle's own reference
   return {};
@@ -217,6 +224,12 @@ static bool expired(const std::atomic<Duration::rep>& deadline) noexcept {
   return dl != kNoDeadline && spindle::now() >= dl;
 }
 
+// A call that fails after close() began reports closed, not what the shut-down socket said
+// (EINVAL from accept, EOF or EPIPE from a connection: close() shuts it down under the call).
+std::error_code NetFd::closed_or(std::error_code ec) const noexcept {
+  return closed() ? std::error_code(errc::closed) : ec;
+}
+
 IoResult NetFd::read(char* buf, std::size_t len, bool full, const Context* ctx,
                      std::source_location where) {
   if (len == 0) return {};
@@ -233,9 +246,9 @@ IoResult NetFd::read(char* buf, std::size_t len, bool full, const Context* ctx,
       if (!full || done == len) return {done, {}};
       continue;
     }
-    if (n == 0) return {done, done == 0 ? errc::eof : errc::unexpected_eof};
+    if (n == 0) return {done, closed_or(done == 0 ? errc::eof : errc::unexpected_eof)};
     if (err == EINTR) continue;
-    if (err != EAGAIN && err != EWOULDBLOCK) return {done, sys_error(err)};
+    if (err != EAGAIN && err != EWOULDBLOCK) return {done, closed_or(sys_error(err))};
     if (std::error_code e = wait(PollMode::read, ctx, where)) return {done, e};
   }
 }
@@ -257,7 +270,7 @@ IoResult NetFd::write(const char* buf, std::size_t len, bool all, const Context*
       continue;
     }
     if (err == EINTR) continue;
-    if (err != EAGAIN && err != EWOULDBLOCK) return {done, sys_error(err)};
+    if (err != EAGAIN && err != EWOULDBLOCK) return {done, closed_or(sys_error(err))};
     if (std::error_code e = wait(PollMode::write, ctx, where)) return {done, e};
   }
 }
@@ -297,7 +310,7 @@ IoResult NetFd::writev(iovec* iov, int n, const Context* ctx, std::source_locati
       continue;
     }
     if (err == EINTR) continue;
-    if (err != EAGAIN && err != EWOULDBLOCK) return {done, sys_error(err)};
+    if (err != EAGAIN && err != EWOULDBLOCK) return {done, closed_or(sys_error(err))};
     if (std::error_code e = wait(PollMode::write, ctx, where)) return {done, e};
   }
   return {done, {}};
@@ -316,7 +329,7 @@ std::error_code NetFd::accept(int& out, const Context* ctx, std::source_location
       return {};
     }
     if (err == EINTR || err == ECONNABORTED) continue;  // the client gave up: take the next
-    if (err != EAGAIN && err != EWOULDBLOCK) return sys_error(err);
+    if (err != EAGAIN && err != EWOULDBLOCK) return closed_or(sys_error(err));
     if (std::error_code e = wait(PollMode::read, ctx, where)) return e;
   }
 }
@@ -334,7 +347,7 @@ std::error_code NetFd::finish_connect(const Context* ctx, std::source_location w
       return sys_error(err);
     }
     if (soerr == EINPROGRESS || soerr == EALREADY || soerr == EINTR) continue;
-    if (soerr != 0 && soerr != EISCONN) return sys_error(soerr);
+    if (soerr != 0 && soerr != EISCONN) return closed_or(sys_error(soerr));
     // Writable and no error: make sure it is really connected (a stale edge from before the
     // connect can look the same; Go checks with getpeername too).
     sockaddr_storage peer{};

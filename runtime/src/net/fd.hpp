@@ -5,8 +5,9 @@
 //  * state_ holds a reference count and a "closed" bit. Every operation takes a reference for
 //    its whole duration (OpGuard) and fails with net::errc::closed once the bit is set. The
 //    handle itself holds one reference, dropped by close().
-//  * close() sets the bit, then evicts the poll descriptor (parked calls wake with closed, later
-//    waits fail at once), then drops the handle's reference. Whoever drops the last reference
+//  * close() sets the bit, shuts the socket down if calls are still in flight (so a listener
+//    refuses new connections and a peer sees the FIN at once), evicts the poll descriptor (parked
+//    calls wake with closed, later waits fail at once), then drops the handle's reference. Whoever drops the last reference
 //    unregisters the descriptor from the poller and closes the fd: so no call can ever issue a
 //    system call on an fd number that was closed (and perhaps reused), nor park on a poll slot
 //    that was handed to another socket.
@@ -95,6 +96,7 @@ class NetFd {
   bool incref() noexcept;
   void decref() noexcept;
   void destroy() noexcept;
+  [[nodiscard]] std::error_code closed_or(std::error_code ec) const noexcept;
   // Parks until the fd is ready for `mode` (empty code), or returns why not.
   std::error_code wait(PollMode mode, const Context* ctx, std::source_location where);
 

@@ -14,6 +14,7 @@
 // everything fn did happens-before blocking() returns.
 #pragma once
 
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -41,6 +42,11 @@ class BlockingCall {
   SpinLock mu;
   Waiter* waiter = nullptr;
   bool done = false;
+  // Set by the pool thread once its waiter->ready() has returned. A woken caller waits for it
+  // (a few instructions) before going on: ready() from a foreign thread still touches the
+  // scheduler after the fiber is runnable, and the fiber could otherwise end the runtime (and
+  // free the scheduler) under it.
+  std::atomic<bool> handed_off{false};
 };
 
 template <class F, class R>
