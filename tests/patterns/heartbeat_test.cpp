@@ -70,7 +70,11 @@ FIBER_TEST(Supervisor, MissedPulsesRestartTheWorker) {
   wg.go([&] {
     result = supervise(background(), h.settings(5s), [&](const Context& ctx, Heartbeat&) -> std::error_code {
       // Never pulses; returns when released (success) or cancelled (an abandoned incarnation).
-      spindle::select(spindle::case_recv(ctx.done()), spindle::case_recv(release));
+      const Receiver<std::monostate> done = ctx.done();
+      Select<2> sel;
+      (void)sel.recv(done);
+      (void)sel.recv(release);
+      (void)sel.wait();
       if (ctx.err()) {
         ++cancelled;
         return ctx.err();

@@ -45,6 +45,7 @@
 #include <spindle/errgroup.hpp>
 #include <spindle/runtime.hpp>
 #include <spindle/select.hpp>
+#include <spindle/patterns/combinators.hpp>
 #include <spindle/patterns/errors.hpp>
 #include <spindle/patterns/result.hpp>
 
@@ -204,10 +205,9 @@ auto stream_bounded(const Context& ctx, std::vector<T> items, int limit, F fn,
           auto r = detail::invoke_outcome(fn, gctx, std::as_const(items[i]));
           if (!r) return r.error();
           Indexed<V> v{i, std::move(*r)};
-          std::error_code sent;
-          spindle::select(spindle::case_send(s->out, std::move(v)),
-                          spindle::case_recv(gctx.done(), [&] { sent = gctx.err(); }));
-          return sent;
+          const Receiver<std::monostate> done = gctx.done();
+          if (!send_or_done(done, Sender<Indexed<V>>(s->out), v)) return gctx.err();
+          return {};
         });
         ++started;
       }

@@ -52,16 +52,24 @@ concept ReceivableChannel = requires { typename C::value_type; } &&
 // `in` is closed and drained or done is ready.
 template <class T>
 [[nodiscard]] std::optional<T> recv_or_done(const Receiver<std::monostate>& done, const Receiver<T>& in) {
+  // Select<N> rather than spindle::select(...): the allocation-free form, and one without a
+  // function-local static (GCC 12 + ASan mis-links those when inline templates instantiate
+  // spindle::select identically in several translation units).
   std::optional<T> out;
-  spindle::select(spindle::case_recv(in, [&](std::optional<T> v) { out = std::move(v); }),
-                  spindle::case_recv(done));
+  Select<2> sel;
+  const int got = sel.recv(in, &out);
+  (void)sel.recv(done);
+  if (sel.wait() != got) out.reset();
   return out;
 }
 
 // Sends v on `out` unless `done` is ready first. True if sent (v is then moved from).
 template <class T>
 [[nodiscard]] bool send_or_done(const Receiver<std::monostate>& done, const Sender<T>& out, T& v) {
-  return spindle::select(spindle::case_send(out, v), spindle::case_recv(done)) == 0;
+  Select<2> sel;
+  const int sent = sel.send(out, v);
+  (void)sel.recv(done);
+  return sel.wait() == sent;
 }
 template <class T>
 [[nodiscard]] bool send_or_done(const Receiver<std::monostate>& done, const Sender<T>& out, T&& v) {

@@ -138,13 +138,22 @@ template <class F>
       bool pulse = false;
       {
         ClockTimer t = clock.timer(last + s.timeout > now ? last + s.timeout - now : Duration::zero());
-        spindle::select(spindle::case_recv(pulses, [&] { pulse = true; }),
-                        spindle::case_recv(exited, [&] {
-                          exit = std::move(*box);
-                          why = exit.error || !exit.ec ? Why::finished : Why::failed;
-                        }),
-                        spindle::case_recv(t.C(), [&] { why = Why::missed; }),
-                        spindle::case_recv(done, [&] { why = Why::canceled; }));
+        Select<4> sel;
+        const int on_pulse = sel.recv(pulses);
+        const int on_exit = sel.recv(exited);
+        const int on_timer = sel.recv(t.C());
+        (void)sel.recv(done);
+        const int k = sel.wait();
+        if (k == on_pulse) {
+          pulse = true;
+        } else if (k == on_exit) {
+          exit = std::move(*box);
+          why = exit.error || !exit.ec ? Why::finished : Why::failed;
+        } else if (k == on_timer) {
+          why = Why::missed;
+        } else {
+          why = Why::canceled;
+        }
       }  // the timer is stopped before anything else happens
       if (pulse) {
         last = clock.now();

@@ -123,10 +123,11 @@ class Shutdown {
   template <class T>
   void trigger_on(Receiver<T> r) {
     spindle::go(SpawnOptions{.name = "shutdown-trigger"}, [st = state_, r]() {
-      bool fired = false;
-      spindle::select(spindle::case_recv(r, [&] { fired = true; }),
-                      spindle::case_recv(context_of(*st).done()));
-      if (fired) trigger_state(*st, {});
+      const Receiver<std::monostate> done = context_of(*st).done();
+      Select<2> sel;
+      const int on_r = sel.recv(r);
+      (void)sel.recv(done);
+      if (sel.wait() == on_r) trigger_state(*st, {});
     });
   }
   template <class T>

@@ -101,7 +101,13 @@ auto run_with_timeout(const Context& ctx, Duration d, F op, Cleanup cleanup = {}
     (void)s->exited.try_send('x');
   });
 
-  spindle::select(spindle::case_recv(s->ready), spindle::case_recv(tc.ctx.done()));
+  {
+    const Receiver<std::monostate> done = tc.ctx.done();
+    Select<2> sel;
+    (void)sel.recv(s->ready);
+    (void)sel.recv(done);
+    (void)sel.wait();
+  }
   // Whichever woke us: if op stored an outcome it counts; otherwise (the context is done, or op
   // finished late and handed its value to cleanup) the caller gives up now.
   std::error_code why;
