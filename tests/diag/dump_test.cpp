@@ -43,8 +43,13 @@ FIBER_TEST(Dump, ListsEveryFiberWithItsWaitAndSites) {
 FIBER_TEST(Dump, CountersMove) {
   const RuntimeStats before = runtime_stats();
   EXPECT_EQ(before.workers, workers());
+  // Each fiber parks on the gate for sure: it is closed only once 100 parks were counted.
+  Chan<int> gate(0);
   WaitGroup wg;
-  for (int i = 0; i < 100; ++i) wg.go([] { this_fiber::sleep_for(std::chrono::microseconds(10)); });
+  for (int i = 0; i < 100; ++i) wg.go([gate] { (void)gate.recv(); });
+  while (runtime_stats().parks < before.parks + 100) this_fiber::yield();
+  gate.close();
+  this_fiber::sleep_for(std::chrono::microseconds(10));  // one timer, for timers_fired
   wg.wait();
   const RuntimeStats after = runtime_stats();
   EXPECT_GE(after.spawned, before.spawned + 100);

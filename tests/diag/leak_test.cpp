@@ -34,14 +34,14 @@ TEST(LeakCheck, AbandonedFibersAreCountedAndDumped) {
       {
         const auto before = abandoned_fibers_total();
         run([] {
-          go(SpawnOptions{.name = "forgotten"}, [] { (void)Chan<int>(0).recv(); });
+          go(SpawnOptions{.name = "forgotten"}, [] { (void)Chan<int>().recv(); });  // nil: no allocation to leak
           this_fiber::yield();
         });
         std::fprintf(stderr, "abandoned %lld\n%s", static_cast<long long>(abandoned_fibers_total() - before),
                      last_abandoned_dump().c_str());
         std::exit(0);
       },
-      ::testing::ExitedWithCode(0), "abandoned 1\n(.|\n)*\"forgotten\" \\[chan receive");
+      ::testing::ExitedWithCode(0), "abandoned 1\n(.|\n)*\"forgotten\" \\[chan");
 }
 
 }  // namespace
