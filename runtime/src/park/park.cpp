@@ -57,7 +57,17 @@ Waiter::Waiter() noexcept : fiber_(current_fiber()) {}
 
 void Waiter::ready() noexcept {
   if (fiber_ != nullptr) {
-    current_scheduler()->ready(fiber_, /*next=*/true);
+    Scheduler* s = current_scheduler();
+    if (current_worker() != nullptr) {
+      s->ready(fiber_, /*next=*/true);
+      return;
+    }
+    // A thread outside the runtime: the fiber it readies may end the program while this thread
+    // is still inside ready(); run_main() waits for outside wakers before freeing the scheduler
+    // (the decrement is this thread's last access to it).
+    s->outside_wakers_.fetch_add(1, std::memory_order_seq_cst);
+    s->ready(fiber_, /*next=*/true);
+    s->outside_wakers_.fetch_sub(1, std::memory_order_release);
     return;
   }
   thread_done_.store(1, std::memory_order_release);

@@ -674,6 +674,7 @@ void run_main(const Options& opts, const SpawnOptions& main_opts, const Callable
   sched->watchdog_ = std::make_unique<Watchdog>(*sched);
   sched->workers_[0]->loop();
   for (std::size_t i = 1; i < sched->workers_.size(); ++i) sched->workers_[i]->thread_.join();
+  while (sched->outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   sched->watchdog_.reset();
   record_abandoned(*sched);
   g_sched.store(nullptr, std::memory_order_release);

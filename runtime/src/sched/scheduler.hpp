@@ -93,6 +93,7 @@ class Scheduler {
   std::uint64_t spawn(const SpawnOptions& opts, const Callable& fn, bool is_main = false);
   // Make a parked fiber runnable. `next`: run it next on this worker (a hand-off).
   void ready(Fiber* f, bool next);
+  std::atomic<int> outside_wakers_{0};  // threads outside the runtime inside Waiter::ready()
   // Queue a runnable fiber (on the calling worker if it is ours, else globally) and wake help.
   void enqueue(Fiber* f, bool next);
   // Queue a fiber that yielded on worker w.
