@@ -108,7 +108,9 @@ ShutdownReport Shutdown::run(Duration grace) {
   for (std::size_t i = 0; i < n; ++i) phases[st->hooks[i].phase].push_back(i);
   bool out_of_time = false;
   for (auto& [phase, members] : phases) {
-    if (out_of_time) break;  // the remaining phases stay `skipped`
+    // Past the deadline (noticed in the previous phase, or since): the remaining phases stay
+    // `skipped`.
+    if (out_of_time || deadline.ctx.err()) break;
     for (std::size_t i : members) {
       spindle::go(SpawnOptions{.name = "shutdown-hook"},
                   [st, outcomes, finished, i, hctx = deadline.ctx] {
