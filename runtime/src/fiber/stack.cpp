@@ -12,6 +12,12 @@ namespace {
 constexpr std::size_t kSlabStacks = 64;  // stacks carved per slab mmap (empirical)
 
 constexpr std::size_t kCanaryZone = 16;  // top bytes of each region kept for the canary above
+// Unguarded slabs still get one guard page at their bottom, so an overflow runs at most through
+// its own slab's lower stacks (which die with the process) and faults there, rather than through
+// whatever the kernel mapped below: a heap arena, another thread's stack. Two map entries per 64
+// stacks; past this many slabs (4M stacks, more than fit in memory at the smallest size) they are
+// left out to keep well inside vm.max_map_count.
+constexpr std::size_t kMaxSlabGuards = 65536 / 2 / 2;
 
 void write_canary(const Stack& s) noexcept {
   if (s.canary != nullptr) std::memcpy(s.canary, &kStackCanary, sizeof kStackCanary);
@@ -67,14 +73,17 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
   // splits the mapping (two entries of vm.max_map_count per guarded stack).
   const std::size_t page = page_size();
   const std::size_t stride = cls.size + (guarded ? page : 0);
-  // Unguarded slabs start with one spare page: the canary zone of their first stack.
-  const std::size_t lead = guarded ? 0 : page;
+  // Unguarded slabs start with the slab's guard page, then one spare page: the canary zone of
+  // their first stack.
+  const bool slab_guard = !guarded && slab_guards_ < kMaxSlabGuards;
+  const std::size_t lead = guarded ? 0 : page * (slab_guard ? 2 : 1);
   const std::size_t bytes = lead + stride * kSlabStacks;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   char* base = static_cast<char*>(p);
   slabs_.push_back(Slab{base, bytes});
+  if (slab_guard && ::mprotect(base, page, PROT_NONE) == 0) ++slab_guards_;
   for (std::size_t i = kSlabStacks; i-- > 0;) {
     char* region = base + lead + i * stride;
     Stack s;

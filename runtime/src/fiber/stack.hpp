@@ -3,10 +3,11 @@
 // Stacks are carved from slabs of 64 (one mmap each). While fewer than
 // Options::max_guarded_stacks exist, each gets a PROT_NONE guard page below it: an overflow
 // faults there and the SIGSEGV handler reports it. Each guard costs two entries of
-// vm.max_map_count (65530 by default), so past that budget slabs are unguarded (adjacent stacks
-// merge into one mapping) and overflow is caught by the SIGSEGV handler when the stack pointer
-// leaves the stack, and by a canary word just below every stack (see Stack::canary), checked at
-// every switch away from the fiber and when it exits.
+// vm.max_map_count (65530 by default), so past that budget slabs are unguarded: adjacent stacks
+// share one mapping with a single guard page at the slab's bottom. Their overflow is caught by
+// the SIGSEGV handler when the stack pointer leaves the stack (at the latest at that slab guard),
+// and by a canary word just below every stack (see Stack::canary), checked every 8th switch and
+// when the fiber exits.
 //
 // Freed stacks go back to a per-size free list and are reused while their pages are resident:
 // on this VM a first-touch page fault costs ~1.5 us, more than a whole spawn should.
@@ -59,6 +60,7 @@ class StackPool {
   std::mutex mu_;
   std::size_t max_guarded_;
   std::size_t live_guarded_ = 0;
+  std::size_t slab_guards_ = 0;  // unguarded slabs with a guard page at their bottom
   std::vector<SizeClass> classes_;
   struct Slab {
     char* base;
