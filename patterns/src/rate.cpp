@@ -108,7 +108,7 @@ std::error_code Limiter::wait_n(const Context& ctx, int n) {
   const TimePoint t = clock_->now();
   Duration wait_limit = kInfDuration;
   if (const auto d = ctx.deadline()) {
-    const TimePoint real_now = spindle::Clock::now();
+    const TimePoint real_now = spindle::now();  // context deadlines run on the runtime clock
     wait_limit = *d > real_now ? *d - real_now : Duration::zero();
   }
   Reservation r = reserve_impl(t, n, wait_limit);

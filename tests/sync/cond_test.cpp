@@ -191,8 +191,10 @@ FIBER_TEST(Cond, WaitWithPlainMutexOnSpindleMutexDirectly) {
 
 FIBER_TEST(Cond, TimedOutWaiterDoesNotSwallowSignal) {
   const int rounds = race_rounds();
+  constexpr int kSlowdown = kSanitized ? 10 : 1;
   // Each round: waiter A waits with a deadline, waiter B without; one signal() lands within
-  // +-15 us of A's deadline. If A reports a timeout, that signal must have gone to B (B returns
+  // +-15 us of A's deadline (ten times that under the sanitizers, whose slower switches and
+  // timer checks would otherwise let one outcome win every round). If A reports a timeout, that signal must have gone to B (B returns
   // without a second one); if A reports it was signalled, B is still waiting and gets the next.
   Mutex mu;
   Cond cond;
@@ -208,7 +210,7 @@ FIBER_TEST(Cond, TimedOutWaiterDoesNotSwallowSignal) {
     a_done.go([&] {
       std::unique_lock lock(mu);
       // Long enough for B to queue behind A before it passes.
-      const TimePoint dl = Clock::now() + std::chrono::microseconds(100);
+      const TimePoint dl = Clock::now() + std::chrono::microseconds(100 * kSlowdown);
       ++waiting;
       a_deadline.store(dl.time_since_epoch().count());
       a_status = cond.wait_until(lock, dl);
@@ -231,7 +233,8 @@ FIBER_TEST(Cond, TimedOutWaiterDoesNotSwallowSignal) {
       b_woken = true;
     });
     wait_for_waiting(2);
-    yield_until(TimePoint(Duration(a_deadline.load())) + std::chrono::microseconds(round % 31 - 15));
+    yield_until(TimePoint(Duration(a_deadline.load())) +
+                std::chrono::microseconds((round % 31 - 15) * kSlowdown));
     cond.signal();
     a_done.wait();
     if (a_status == std::cv_status::timeout) {

@@ -123,15 +123,16 @@ class Clock {
   // SystemClock (an unrecovered panic in a goroutine) and propagates out of advance() with
   // ManualClock.
   virtual ClockFunc after_func(Duration d, std::function<void()> f) const = 0;
-  // True when now() is spindle::Clock::now(), so durations on this clock and Context deadlines
-  // can be mixed freely.
+  // True when now() is spindle::now() (the runtime's clock, virtual inside synctest::run), so
+  // durations on this clock and Context deadlines can be mixed freely.
   [[nodiscard]] virtual bool is_steady() const noexcept { return false; }
 };
 
-// spindle's monotonic clock and the runtime's timers.
+// spindle's monotonic clock and the runtime's timers: spindle::now(), so inside a synctest bubble
+// it reads the bubble's virtual time, the time its timers and context deadlines run on.
 class SystemClock final : public Clock {
  public:
-  [[nodiscard]] TimePoint now() const noexcept override { return spindle::Clock::now(); }
+  [[nodiscard]] TimePoint now() const noexcept override { return spindle::now(); }
   [[nodiscard]] ClockTimer timer(Duration d) const override;
   ClockFunc after_func(Duration d, std::function<void()> f) const override;
   [[nodiscard]] bool is_steady() const noexcept override { return true; }
