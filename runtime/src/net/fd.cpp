@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -111,7 +112,7 @@ struct IoWait {
 // ---------------------------------------------------------------------------------------------
 // Lifetime
 
-Result<std::shared_ptr<NetFd>> NetFd::adopt(int fd) {
+Result<std::shared_ptr<NetFd>> NetFd::adopt(int fd, FdKind kind) {
   Netpoller* np = spindle::detail::netpoller();
   if (np == nullptr) {
     ::close(fd);
@@ -128,7 +129,7 @@ Result<std::shared_ptr<NetFd>> NetFd::adopt(int fd) {
     ::close(fd);
     return {nullptr, ec};
   }
-  return {std::make_shared<NetFd>(fd, pd, np), {}};
+  return {std::make_shared<NetFd>(fd, pd, np, kind), {}};
 }
 
 NetFd::~NetFd() {
@@ -165,7 +166,7 @@ std::error_code NetFd::close() {
     if ((s & kClosedBit) != 0) return errc::closed;
   } while (!state_.compare_exchange_weak(s, s | kClosedBit, std::memory_order_acq_rel,
                                          std::memory_order_acquire));
-  if ((s & ~kClosedBit) > 1) {
+  if ((s & ~kClosedBit) > 1 && kind_ == FdKind::socket) {
     // Calls are in flight, so the descriptor itself is closed only when the last one leaves.
     // Shut the socket down now so the close takes effect at once for the outside world: a
     // listener stops accepting (the kernel resets its queue and refuses new connections), a
@@ -218,6 +219,31 @@ std::error_code NetFd::wait(PollMode mode, const Context* ctx, std::source_locat
   }
 }
 
+// read(2) / write(2) for FdKind::file. A write to a pipe whose reader is gone raises SIGPIPE,
+// which would end the process: send() has MSG_NOSIGNAL, write() has nothing of the kind, so
+// SIGPIPE is blocked on this thread around the call and, if the write raised it (EPIPE, and it
+// was not already pending), consumed with sigtimedwait before unblocking (the POSIX recipe;
+// libcurl and OpenSSL do the same). No park can happen in between: the mask is the thread's.
+static ssize_t file_write(int fd, const char* buf, std::size_t len, int& err) noexcept {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigset_t pending;
+  sigemptyset(&pending);
+  (void)::sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  (void)::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  const ssize_t n = ::write(fd, buf, len);
+  err = errno;
+  if (n < 0 && err == EPIPE && !was_pending) {
+    const timespec zero{0, 0};
+    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return n;
+}
+
 // A deadline that has passed fails the call before its system call (Go: prepareRead).
 static bool expired(const std::atomic<Duration::rep>& deadline) noexcept {
   const TimePoint dl{Duration(deadline.load(std::memory_order_acquire))};
@@ -239,7 +265,8 @@ IoResult NetFd::read(char* buf, std::size_t len, bool full, const Context* ctx,
   std::size_t done = 0;
   for (;;) {
     if (expired(deadline_[0])) return {done, errc::timeout};
-    const ssize_t n = ::recv(fd_, buf + done, len - done, 0);
+    const ssize_t n = kind_ == FdKind::socket ? ::recv(fd_, buf + done, len - done, 0)
+                                              : ::read(fd_, buf + done, len - done);
     const int err = errno;  // before anything can park (SEMANTICS.md)
     if (n > 0) {
       done += static_cast<std::size_t>(n);
@@ -262,8 +289,14 @@ IoResult NetFd::write(const char* buf, std::size_t len, bool all, const Context*
   std::size_t done = 0;
   for (;;) {
     if (expired(deadline_[1])) return {done, errc::timeout};
-    const ssize_t n = ::send(fd_, buf + done, len - done, MSG_NOSIGNAL);
-    const int err = errno;
+    int err = 0;
+    ssize_t n;
+    if (kind_ == FdKind::socket) {
+      n = ::send(fd_, buf + done, len - done, MSG_NOSIGNAL);
+      err = errno;
+    } else {
+      n = file_write(fd_, buf + done, len - done, err);
+    }
     if (n >= 0) {
       done += static_cast<std::size_t>(n);
       if (done == len || (!all && n > 0)) return {done, {}};

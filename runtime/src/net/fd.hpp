@@ -1,5 +1,8 @@
 // NetFd: a non-blocking socket registered with the netpoller, shared by Conn and Listener
-// handles (and by the HTTP layer, which uses it directly for vectored writes).
+// handles (and by the HTTP layer, which uses it directly for vectored writes). The same machinery
+// serves other pollable descriptors (pipes, eventfd, inotify, timerfd: net::PollFd), adopted
+// with FdKind::file: their reads and writes use read(2)/write(2) instead of recv/send, and
+// close() does not shut them down (there is nothing to shut down; evicting wakes the waiters).
 //
 // Invariants (Go's fdMutex + pollDesc, internal/poll/fd_mutex.go):
 //  * state_ holds a reference count and a "closed" bit. Every operation takes a reference for
@@ -48,13 +51,18 @@ using spindle::detail::Netpoller;
   return {err, std::system_category()};
 }
 
+// What kind of descriptor a NetFd holds: a socket (recv/send, shutdown on close) or any other
+// pollable descriptor (read/write; writes never raise SIGPIPE either).
+enum class FdKind : std::uint8_t { socket, file };
+
 class NetFd {
  public:
   // Takes ownership of `fd` (non-blocking, close-on-exec) and registers it with the running
   // runtime's netpoller. On failure closes fd and returns an error. Must run in a fiber.
-  static Result<std::shared_ptr<NetFd>> adopt(int fd);
+  static Result<std::shared_ptr<NetFd>> adopt(int fd, FdKind kind = FdKind::socket);
 
-  NetFd(int fd, PollDesc* pd, Netpoller* np) noexcept : fd_(fd), pd_(pd), np_(np) {}
+  NetFd(int fd, PollDesc* pd, Netpoller* np, FdKind kind = FdKind::socket) noexcept
+      : fd_(fd), pd_(pd), np_(np), kind_(kind) {}
   ~NetFd();
   NetFd(const NetFd&) = delete;
   NetFd& operator=(const NetFd&) = delete;
@@ -103,6 +111,7 @@ class NetFd {
   const int fd_;
   PollDesc* const pd_;
   Netpoller* const np_;
+  const FdKind kind_;
   std::atomic<std::uint64_t> state_{1};  // refs | kClosedBit; the handle's own reference
   Mutex mu_[2];                          // read, write
   std::atomic<Duration::rep> deadline_[2] = {kNoDeadline.time_since_epoch().count(),
