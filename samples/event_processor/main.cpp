@@ -1,0 +1,164 @@
+// event_processor: watch a directory and act once per burst of changes to a file.
+//
+//   event_processor --dir DIR [--quiet-period 200ms] [--exec 'CMD']
+//
+// The program is processor.cpp; this file parses flags, prints one line per action and stops
+// on SIGINT/SIGTERM. Exit status: 0 after Ctrl-C, 1 when the watch fails (the directory went
+// away), 2 for bad flags.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include <spindle/context.hpp>
+#include <spindle/net/signal.hpp>
+#include <spindle/runtime.hpp>
+#include <spindle/select.hpp>
+#include <spindle/waitgroup.hpp>
+
+#include "processor.hpp"
+
+namespace {
+
+using event_processor::Config;
+
+std::string usage(std::string_view prog) {
+  return fmt::format(
+      "usage: {} --dir DIR [--quiet-period D] [--exec CMD]\n"
+      "  --dir DIR           directory to watch (its files, not subdirectories)\n"
+      "  --quiet-period D    a file's burst ends after D without changes (default 200ms;\n"
+      "                      units us, ms, s, m; a bare number is seconds)\n"
+      "  --exec CMD          per burst, run /bin/sh -c CMD with the file's path as $1\n"
+      "                      (default: print the file's size and SHA-256)\n"
+      "Names starting with '.' or ending with '~' are ignored. Ctrl-C stops.\n",
+      prog);
+}
+
+struct Args {
+  Config cfg;
+  bool help = false;
+  std::string error;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    std::string_view value;
+    bool has_value = false;
+    if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string_view::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      has_value = true;
+    }
+    if (flag == "-h" || flag == "--help") {
+      a.help = true;
+      continue;
+    }
+    if (flag != "--dir" && flag != "--quiet-period" && flag != "--exec") {
+      a.error = fmt::format("unknown flag {}", flag);
+      return a;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        a.error = fmt::format("{} needs a value", flag);
+        return a;
+      }
+      value = argv[++i];
+    }
+    if (flag == "--dir") {
+      a.cfg.dir = std::string(value);
+    } else if (flag == "--exec") {
+      a.cfg.exec = std::string(value);
+    } else if (!event_processor::parse_duration(value, a.cfg.quiet_period) ||
+               a.cfg.quiet_period <= spindle::Duration::zero()) {
+      a.error = fmt::format("--quiet-period: bad duration '{}' (try 200ms, 1s)", value);
+      return a;
+    }
+  }
+  if (!a.help && a.cfg.dir.empty()) a.error = "--dir is required";
+  if (!a.help && a.cfg.exec.find_first_not_of(" \t") == std::string::npos && !a.cfg.exec.empty()) {
+    a.error = "--exec: empty command";
+  }
+  return a;
+}
+
+std::string clock_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  return fmt::format("{:02}:{:02}:{:02}.{:03}", tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+void print_action(const event_processor::ActionResult& r) {
+  using event_processor::format_duration;
+  const std::string head = fmt::format("{} {}  ({} event{})", clock_now(), r.file, r.events, r.events == 1 ? "" : "s");
+  if (r.err) {
+    fmt::print("{}  failed: {}\n", head, r.err.message());
+  } else if (r.exec) {
+    fmt::print("{}  exec exit {}  in {}\n", head, r.exit_status, format_duration(r.took));
+  } else if (!r.exists) {
+    fmt::print("{}  removed\n", head);
+  } else if (!r.regular) {
+    fmt::print("{}  not a regular file\n", head);
+  } else {
+    fmt::print("{}  {} bytes  sha256 {}  in {}\n", head, r.size, r.sha256, format_duration(r.took));
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args = parse_args(argc, argv);
+  if (args.help) {
+    fmt::print("{}", usage(argv[0]));
+    return 0;
+  }
+  if (!args.error.empty()) {
+    fmt::print(stderr, "event_processor: {}\n{}", args.error, usage(argv[0]));
+    return 2;
+  }
+  args.cfg.on_action = print_action;
+  return spindle::run([&]() -> int {
+    event_processor::Processor proc(args.cfg);
+    if (std::error_code err = proc.open()) {
+      fmt::print(stderr, "event_processor: cannot watch {}: {}\n", args.cfg.dir, err.message());
+      return 1;
+    }
+    spindle::CancelableContext cc = spindle::with_cancel(spindle::background());
+    const spindle::Context ctx = cc.ctx;
+    auto sigs = spindle::signal::notify({SIGINT, SIGTERM});
+    spindle::WaitGroup wg;
+    wg.go([&] {
+      // Ctrl-C (or the processor stopping on its own) ends the run.
+      if (spindle::select(spindle::case_recv(sigs), spindle::case_recv(ctx.done())) == 0) {
+        fmt::print(stderr, "\nevent_processor: stopping\n");
+      }
+      cc.cancel();
+    });
+    fmt::print("watching {} (quiet period {}{}); Ctrl-C to stop\n", args.cfg.dir,
+               event_processor::format_duration(args.cfg.quiet_period),
+               args.cfg.exec.empty() ? std::string() : fmt::format(", exec '{}'", args.cfg.exec));
+    std::fflush(stdout);
+    const std::error_code err = proc.run(ctx);
+    cc.cancel();
+    wg.wait();
+    spindle::signal::stop(sigs);
+    const event_processor::Stats s = proc.stats();
+    fmt::print("stopped: {} events ({} ignored), {} bursts, {} actions, {} pending dropped\n", s.events,
+               s.ignored, s.bursts, s.actions, s.dropped);
+    if (err) {
+      fmt::print(stderr, "event_processor: {}: {}\n", args.cfg.dir, err.message());
+      return 1;
+    }
+    return 0;
+  });
+}
