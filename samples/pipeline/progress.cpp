@@ -109,11 +109,15 @@ void Progress::draw(const Snapshot& s) {
 
 void Progress::finish(const Snapshot& s) {
   if (mode_ == ProgressMode::off) return;
-  // The final frame shows the whole run's average rate.
+  if (mode_ == ProgressMode::tty) {
+    // The live frame gives way to the summary that follows: erase it.
+    if (lines_ > 0) write(fmt::format("\x1b[{}A\x1b[J", lines_));
+    lines_ = 0;
+    return;
+  }
+  // The last plain line shows the whole run's average rate.
   history_.clear();
   draw(s);
-  if (mode_ == ProgressMode::tty) write("\n");
-  lines_ = 0;
 }
 
 }  // namespace pipeline

@@ -40,7 +40,8 @@ class Progress {
   [[nodiscard]] spindle::Duration period() const noexcept;
   // Draws one frame (tty: over the previous one; plain: one more line).
   void draw(const Snapshot& s);
-  // The final frame (tty: left on screen; plain: one last line).
+  // The end (tty: the live frame is erased, the summary takes its place; plain: one last
+  // line, with the whole run's average rate).
   void finish(const Snapshot& s);
 
  private:

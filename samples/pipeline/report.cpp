@@ -37,6 +37,7 @@ std::string with_commas(std::uint64_t n) {
 std::string format_latency(spindle::Duration d) {
   const double us = std::chrono::duration<double, std::micro>(d).count();
   if (us <= 0) return "-";
+  if (us < 1) return "<1µs";
   if (us < 1000) return fmt::format("{:.0f}µs", us);
   if (us < 1'000'000) return fmt::format("{:.1f}ms", us / 1000);
   return fmt::format("{:.2f}s", us / 1'000'000);
