@@ -25,7 +25,7 @@
 namespace pipeline {
 
 struct CorpusSpec {
-  std::uint64_t docs = 20000;          // documents 0 .. docs-1
+  std::uint64_t docs = 10000;          // documents 0 .. docs-1
   std::uint32_t words_per_doc = 200;   // body words per document (>= 1)
   std::uint32_t vocabulary = 5000;     // distinct words to draw from (1 .. kMaxVocabulary)
   std::uint64_t seed = 1;              // the corpus (and the fault draws) follow from it

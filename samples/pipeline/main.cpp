@@ -26,7 +26,7 @@ documents and a global word index in SQLite. By default it serves a generated co
 over HTTP on 127.0.0.1, and fetches it from there.
 
 input (default: the generated corpus):
-  --docs N              documents to generate (20000)
+  --docs N              documents to generate (10000)
   --words-per-doc N     words in each document's body (200)
   --vocab N             distinct words of the corpus, Zipf-distributed (5000)
   --seed N              seed of the corpus and of the failure draws (1)

@@ -19,7 +19,8 @@ struct StageReport {
   std::size_t workers = 0;
   std::uint64_t in = 0;            // items taken from the input channel
   std::uint64_t out = 0;           // items passed on (the store: items added to a batch)
-  std::uint64_t errors = 0;        // items that failed for good (after retries)
+  std::uint64_t errors = 0;        // items that failed for good (after retries; items in flight
+                                   // dropped by a cancellation are not errors)
   std::uint64_t skipped = 0;       // of those, dropped by skip or by retry giving up
   std::uint64_t retries = 0;       // extra attempts made by the retry policy
   std::size_t queue_depth = 0;     // items waiting in the input channel

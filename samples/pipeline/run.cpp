@@ -2,6 +2,7 @@
 // progress display, and settles the open batch at the end (see run.hpp).
 #include "run.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -39,6 +40,9 @@ constexpr std::size_t kReadChunk = 256;  // entries per blocking read of a URL l
 struct StageState {
   StagePolicy policy;
   std::atomic<std::uint64_t> retries{0};
+  // Items whose attempt ended because the pipeline was cancelled: patterns::Pipeline counts
+  // them as errors (a function must return something), the report does not.
+  std::atomic<std::uint64_t> cancelled{0};
   mutable spindle::Mutex mu;
   std::string first_error;
 
@@ -85,6 +89,7 @@ class Run {
       return patterns::retry(ctx, retry_settings(st), [&](const Context& c) -> Out { return f(c, ++n); });
     }();
     const std::error_code ec = error_of(out);
+    if (ec && ctx.err()) st.cancelled.fetch_add(1, std::memory_order_relaxed);
     if (ec && !ctx.err()) {
       std::string text = fmt::format("{}: doc {} ({}): {}", kStageNames[static_cast<std::size_t>(id)], index,
                                      source, ec.message());
@@ -178,6 +183,10 @@ class Run {
         const StageState& st = stages_[static_cast<std::size_t>(*id)];
         r.policy = std::string(to_string(st.policy.on_error));
         r.retries = st.retries.load(std::memory_order_relaxed);
+        // Saturating: mid-run, the count here may run ahead of the Pipeline's.
+        const std::uint64_t c = st.cancelled.load(std::memory_order_relaxed);
+        r.errors -= std::min(c, r.errors);
+        if (st.policy.on_error != OnError::abort) r.skipped -= std::min(c, r.skipped);
         r.first_error = st.first();
       }
       out.push_back(std::move(r));
