@@ -264,7 +264,7 @@ FIBER_TEST(GracefulServer, SecondSignalForcesTheShutdown) {
   EXPECT_EQ(sum.cut_off, 1);
   EXPECT_TRUE(sum.timed_out);
   const int again = logs.index_of("received SIGINT again: forcing shutdown");
-  const int forced = logs.index_of("shutdown forced after 0ms: closed the remaining connections; 1 request(s) cut off");
+  const int forced = logs.index_of("shutdown forced after 0s: closed the remaining connections; 1 request(s) cut off");
   EXPECT_GE(again, 0) << logs.dump();
   EXPECT_LT(again, forced) << logs.dump();
 }
