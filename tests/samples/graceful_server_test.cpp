@@ -15,6 +15,7 @@
 #include <spindle/http/client.hpp>
 #include <spindle/net/tcp.hpp>
 #include <spindle/patterns/clock.hpp>
+#include <spindle/this_fiber.hpp>
 #include <spindle/waitgroup.hpp>
 
 #include "cli.hpp"
@@ -77,6 +78,18 @@ class LogSink {
   spindle::Chan<int> seen_{1};
 };
 
+// Waits until `n` timers are armed on the clock; fails instead of hanging after 10 s.
+::testing::AssertionResult armed(const spindle::patterns::ManualClock& clock, std::size_t n) {
+  const auto until = spindle::Clock::now() + 10s;
+  while (clock.pending() < n) {
+    if (spindle::Clock::now() >= until) {
+      return ::testing::AssertionFailure() << clock.pending() << " timer(s) armed after 10 s, expected " << n;
+    }
+    spindle::this_fiber::sleep_for(1ms);  // polls a condition, with a bound
+  }
+  return ::testing::AssertionSuccess();
+}
+
 Config test_config(spindle::patterns::ManualClock& clock, LogSink& sink, Duration shutdown_timeout) {
   Config cfg;
   cfg.host = "127.0.0.1";
@@ -115,7 +128,7 @@ FIBER_TEST(GracefulServer, SigtermDrainsEveryInFlightRequest) {
   for (std::size_t i = 0; i < got.size(); ++i) {
     wg.go([&, i] { got[i] = client.get(background(), url(port, "/slow?ms=100")); });
   }
-  clock.block_until_pending(3);  // every handler is working (asleep on the clock)
+  ASSERT_TRUE(armed(clock, 3)) << logs.dump();  // every handler is working (asleep on the clock)
 
   ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
   ASSERT_GE(logs.wait_for("stopped accepting"), 0) << logs.dump();
@@ -172,7 +185,7 @@ FIBER_TEST(GracefulServer, ShutdownTimeoutCutsOffTheLongRequest) {
   spindle::WaitGroup quick_wg;
   quick_wg.go([&] { quick = client.get(background(), url(port, "/slow?ms=100")); });
   wg.go([&] { slow = client.get(background(), url(port, "/slow?ms=10000")); });
-  clock.block_until_pending(2);
+  ASSERT_TRUE(armed(clock, 2)) << logs.dump();
 
   ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
   ASSERT_GE(logs.wait_for("stopped accepting"), 0) << logs.dump();
@@ -228,7 +241,7 @@ FIBER_TEST(GracefulServer, HealthzAnswers503DuringTheDrainDelay) {
   EXPECT_EQ(during.value.status, 503);
   EXPECT_EQ(logs.index_of("stopped accepting"), -1);
 
-  clock.block_until_pending(1);  // the drain delay's timer
+  ASSERT_TRUE(armed(clock, 1)) << logs.dump();  // the drain delay's timer
   clock.advance(2s);
   wg.wait();
   auto [conn, dial_err] = spindle::net::dial(background(), "127.0.0.1", port);
@@ -253,7 +266,7 @@ FIBER_TEST(GracefulServer, SecondSignalForcesTheShutdown) {
   http::Client client(no_retries());
   spindle::net::Result<http::Response> slow;
   wg.go([&] { slow = client.get(background(), url(port, "/slow?ms=10000")); });
-  clock.block_until_pending(1);
+  ASSERT_TRUE(armed(clock, 1)) << logs.dump();
   ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
   ASSERT_GE(logs.wait_for("stopped accepting"), 0) << logs.dump();
   ASSERT_EQ(::kill(::getpid(), SIGINT), 0);

@@ -170,6 +170,17 @@ Config base_config(LogSink& logs) {
   return cfg;
 }
 
+// Waits until `n` timers are armed on the clock (the fetch is sleeping), failing instead of
+// hanging when the fetch ends without sleeping or nothing is armed within 10 s.
+::testing::AssertionResult armed(const spindle::patterns::ManualClock& clock, std::size_t n, spindle::WaitGroup& fetch) {
+  const auto until = spindle::Clock::now() + 10s;
+  while (clock.pending() < n) {
+    if (fetch.wait_for(1ms)) return ::testing::AssertionFailure() << "the fetch ended without sleeping on the clock";
+    if (spindle::Clock::now() >= until) return ::testing::AssertionFailure() << "no timer armed within 10 s";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // Every log line of a fetch carries its request ID.
 void expect_every_line_tagged(const LogSink& logs, const std::string& id) {
   const std::string tag = "[" + id + "] ";
@@ -194,12 +205,12 @@ FIBER_TEST(HttpClient, RetriesTransientFailuresWithBackoffOnTheClock) {
   spindle::WaitGroup wg;
   wg.go([&] { res = f.fetch(background(), backend.url("/flaky")); });
 
-  clock.block_until_pending(1);  // attempt 1 failed; the first backoff sleep is armed
+  ASSERT_TRUE(armed(clock, 1, wg)) << logs.dump();  // attempt 1 failed; the first backoff sleep is armed
   EXPECT_EQ(backend.hits(), 1);
   clock.advance(49ms);
   EXPECT_EQ(clock.pending(), 1u);  // still sleeping: no attempt before 50 ms
   clock.advance(1ms);
-  clock.block_until_pending(1);  // attempt 2 failed; the second sleep is armed
+  ASSERT_TRUE(armed(clock, 1, wg)) << logs.dump();  // attempt 2 failed; the second sleep is armed
   EXPECT_EQ(backend.hits(), 2);
   clock.advance(99ms);
   EXPECT_EQ(clock.pending(), 1u);
