@@ -205,9 +205,10 @@ class Run {
     s.max_attempts = cfg_.attempts;
     s.backoff.initial = cfg_.backoff;
     s.backoff.max = cfg_.backoff_max;
-    // The same bytes will not parse next time; a 404 will stay one.
+    // The same bytes will not parse next time; a 404 or a malformed URL will stay one.
     s.retryable = [](std::error_code ec) {
-      return ec != errc::bad_document && ec != errc::http_status && ec != spindle::errc::canceled;
+      return ec != errc::bad_document && ec != errc::http_status && ec != spindle::http::errc::bad_url &&
+             ec != spindle::http::errc::unsupported_scheme && ec != spindle::errc::canceled;
     };
     s.on_retry = [&st](int, std::error_code, spindle::Duration) { st.retries.fetch_add(1, std::memory_order_relaxed); };
     return s;

@@ -363,7 +363,7 @@ FIBER_TEST(Pipeline, ReadsADirectoryAndSkipsABadFile) {
   EXPECT_NE(stage(r, "parse").first_error.find("bad document"), std::string::npos);
 }
 
-FIBER_TEST(Pipeline, FetchesAUrlListAndDoesNotRetryA404) {
+FIBER_TEST(Pipeline, FetchesAUrlListAndDoesNotRetryWhatCannotChange) {
   TempDir tmp;
   const Corpus corpus(CorpusSpec{.docs = 20, .words_per_doc = 10, .vocabulary = 50, .seed = 3});
   Origin origin(corpus);
@@ -373,6 +373,7 @@ FIBER_TEST(Pipeline, FetchesAUrlListAndDoesNotRetryA404) {
     list << "# twenty documents and one that is not there\n\n";
     for (std::uint64_t i = 0; i < 20; ++i) list << origin.url(i) << "\n";
     list << "  " << origin.url(999) << "  \n";
+    list << "ftp://127.0.0.1/not-http\n";
   }
   Config cfg = small_config(tmp.file("p.db"));
   cfg.corpus.words_per_doc = 10;
@@ -384,9 +385,11 @@ FIBER_TEST(Pipeline, FetchesAUrlListAndDoesNotRetryA404) {
   const DbState db = read_db(cfg.db_path);
   expect_consistent(db, 10);
   EXPECT_EQ(db.documents, 20);
-  EXPECT_EQ(stage(r, "fetch").errors, 1u);
-  EXPECT_EQ(stage(r, "fetch").retries, 0u);  // a 404 stays a 404
-  EXPECT_NE(stage(r, "fetch").first_error.find("/docs/999"), std::string::npos) << stage(r, "fetch").first_error;
+  EXPECT_EQ(stage(r, "source").out, 22u);
+  EXPECT_EQ(stage(r, "fetch").errors, 2u);
+  EXPECT_EQ(stage(r, "fetch").retries, 0u);  // a 404 stays a 404, ftp:// stays unsupported
+  const std::string& first = stage(r, "fetch").first_error;
+  EXPECT_TRUE(first.find("/docs/999") != std::string::npos || first.find("ftp://") != std::string::npos) << first;
 }
 
 FIBER_TEST(Pipeline, AnUnwritableDatabaseFailsCleanly) {
