@@ -219,8 +219,9 @@ Summary App::run(const Context& ctx) {
     return sum;
   }
 
-  // A second signal (or run()'s context) forces the shutdown at any point from here on.
-  auto [force_ctx, force] = spindle::with_cancel(ctx);
+  // A second signal forces the shutdown at any point from here on. (Not a child of run()'s
+  // context: when that context is what started the shutdown, the shutdown is still graceful.)
+  auto [force_ctx, force] = spindle::with_cancel(spindle::background());
   wg.go([&sigs, &s, fctx = force_ctx, &force = force] {
     std::optional<int> again;
     if (spindle::select(spindle::case_recv(sigs, [&](std::optional<int> v) { again = v; }),
@@ -262,7 +263,7 @@ Summary App::run(const Context& ctx) {
       still = s.running.size() + s.cut.size();
     }
     s.log(fmt::format("shutdown {} after {}: closed the remaining connections; {} request(s) cut off",
-                      ctx.err() || force_ctx.err() ? "forced" : "timed out", format_duration(s.clock.now() - began),
+                      force_ctx.err() ? "forced" : "timed out", format_duration(s.clock.now() - began),
                       still));
   }
   server.reset();  // waits for every connection fiber, so every handler has returned

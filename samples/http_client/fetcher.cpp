@@ -111,8 +111,9 @@ FetchResult Fetcher::fetch_as(const Context& parent, std::string_view url, std::
 
   patterns::RetrySettings rs;
   rs.max_attempts = max_attempts;
-  rs.backoff.initial = cfg_.backoff;
-  rs.backoff.max = std::max(cfg_.backoff_max, cfg_.backoff);
+  // (Zero means "the default" to patterns::Backoff; here --backoff 0 means no waiting.)
+  rs.backoff.initial = std::max(cfg_.backoff, Duration(1));
+  rs.backoff.max = std::max(cfg_.backoff_max, rs.backoff.initial);
   rs.backoff.multiplier = 2;
   rs.backoff.full_jitter = true;
   rs.retryable = [](std::error_code ec) { return retryable(ec); };

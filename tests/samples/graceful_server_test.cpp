@@ -308,6 +308,8 @@ FIBER_TEST(GracefulServer, RoutesAnswer) {
   wg.wait();
   EXPECT_EQ(sum.signal, 0);
   EXPECT_GE(logs.index_of("context done: shutting down gracefully"), 0) << logs.dump();
+  EXPECT_FALSE(sum.timed_out);  // still a graceful shutdown, not a forced one
+  EXPECT_GE(logs.index_of("shutdown complete: 0 request(s) finished during shutdown, 0 cut off"), 0) << logs.dump();
 }
 
 TEST(GracefulServerCli, ParsesFlags) {
