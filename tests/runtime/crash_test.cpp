@@ -25,6 +25,10 @@ void overflow_in_fiber(std::size_t max_guarded) {
   opts.max_guarded_stacks = max_guarded;
   run(opts, [] {
     testing::ParkLatch done(1);
+    // The lowest stack of an unguarded slab sits on the slab's guard page: a first fiber of the
+    // same size takes it, so the one that overflows is a truly unguarded stack.
+    testing::ParkLatch hold(1);
+    go(SpawnOptions{.name = "lowest-stack", .stack_size = 64 * 1024}, [&] { hold.wait(); });
     go(SpawnOptions{.name = "deep-recursion", .stack_size = 64 * 1024}, [&] {
       recurse(0);
       done.count_down();

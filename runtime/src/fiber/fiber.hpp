@@ -1,9 +1,9 @@
 // Fiber: the record of one spindle fiber.
 //
-// Records are small and pooled per worker (the run queues and dumps walk them, so they must not
-// be scattered one per stack page, where they would also all alias to the same cache sets). The
-// fiber's callable lives at the top of its own stack, above its frames, so a spawn allocates
-// nothing once the pools are warm. Stacks and records are recycled through the worker's caches.
+// The record lives at the top of the fiber's own stack, its callable just below it, above the
+// frames: a spawn allocates nothing once the worker's stack cache is warm, and a parked fiber
+// with shallow frames costs one resident page. Records sit at one of eight cache-line offsets
+// from the top (by fiber id), so the records of many fibers do not all alias to the same L1 set.
 //
 // Life of a fiber (see runtime/README.md): spawn() builds the record and makes it runnable; a
 // worker switches to it; it parks and is readied any number of times, possibly resuming on

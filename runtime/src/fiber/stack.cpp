@@ -73,17 +73,18 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
   // splits the mapping (two entries of vm.max_map_count per guarded stack).
   const std::size_t page = page_size();
   const std::size_t stride = cls.size + (guarded ? page : 0);
-  // Unguarded slabs start with the slab's guard page, then one spare page: the canary zone of
-  // their first stack.
-  const bool slab_guard = !guarded && slab_guards_ < kMaxSlabGuards;
-  const std::size_t lead = guarded ? 0 : page * (slab_guard ? 2 : 1);
+  // Unguarded slabs start with one lead page: the slab's guard page (then their lowest stack is
+  // guarded by it and needs no canary) or, past kMaxSlabGuards, the canary zone of that stack.
+  const std::size_t lead = guarded ? 0 : page;
   const std::size_t bytes = lead + stride * kSlabStacks;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   char* base = static_cast<char*>(p);
   slabs_.push_back(Slab{base, bytes});
-  if (slab_guard && ::mprotect(base, page, PROT_NONE) == 0) ++slab_guards_;
+  const bool slab_guard = !guarded && slab_guards_ < kMaxSlabGuards &&
+                          ::mprotect(base, page, PROT_NONE) == 0;
+  if (slab_guard) ++slab_guards_;
   for (std::size_t i = kSlabStacks; i-- > 0;) {
     char* region = base + lead + i * stride;
     Stack s;
@@ -96,7 +97,11 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
     } else {
       s.lo = region + (guarded ? page : 0);
       s.hi = s.lo + cls.size - kCanaryZone;  // the top bytes hold the canary of the stack above
-      s.canary = s.lo - kCanaryZone;
+      if (slab_guard && i == 0) {
+        s.guard = base;  // the slab's guard page lies just below
+      } else {
+        s.canary = s.lo - kCanaryZone;
+      }
     }
     cls.free.push_back(s);
   }

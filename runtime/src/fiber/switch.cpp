@@ -73,6 +73,15 @@ void trampoline(bctx::transfer_t t) {
 
 }  // namespace
 
+void prepare_stack_top(char* lo, char* hi) noexcept {
+#ifdef SPINDLE_ASAN
+  __asan_unpoison_memory_region(lo, static_cast<std::size_t>(hi - lo));
+#else
+  (void)lo;
+  (void)hi;
+#endif
+}
+
 void make_context(SwitchContext& ctx, char* lo, char* hi, EntryFn entry) {
 #ifdef SPINDLE_ASAN
   // A recycled stack may carry poison from the frames of its previous fiber.

@@ -24,6 +24,9 @@ struct SwitchContext {
   EntryFn entry = nullptr;       // for a context made by make_context, until its first run
 };
 
+// Makes [lo, hi) of a recycled stack plain memory again before the runtime writes into it
+// (under ASan the previous fiber's frames may have left it poisoned; a no-op otherwise).
+void prepare_stack_top(char* lo, char* hi) noexcept;
 // Prepares `ctx` to run `entry` on the stack [lo, hi) at its first switch.
 void make_context(SwitchContext& ctx, char* lo, char* hi, EntryFn entry);
 // Captures the calling thread as a context (its fctx is filled by the first switch away).

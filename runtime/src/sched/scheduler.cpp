@@ -5,8 +5,6 @@
 #include <cstring>
 #include <string>
 
-#include <sanitizer/asan_interface.h>
-
 #include <spindle/debug.hpp>
 #include <spindle/errors.hpp>
 
@@ -39,6 +37,9 @@ int default_worker_count(const Options& opts) {
   unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
 }
+
+constexpr std::size_t kCacheLine = 64;
+constexpr std::size_t kRecordColours = 8;  // record offsets from a stack's top (fiber.hpp)
 
 char* align_down(char* p, std::size_t a) {
   return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(a - 1));
@@ -313,15 +314,12 @@ Scheduler::~Scheduler() {
   while (f != nullptr) {
     Fiber* next = f->next_live;
     destroy_context(f->ctx);
-    f->~Fiber();
-    ::operator delete(static_cast<void*>(f), std::align_val_t{alignof(Fiber)});
+    f->~Fiber();  // its memory is its stack's, unmapped with the StackPool
     f = next;
   }
 }
 
-Worker::~Worker() {
-  for (void* mem : record_cache_) ::operator delete(mem, std::align_val_t{alignof(Fiber)});
-}
+Worker::~Worker() = default;
 
 void Scheduler::start_workers() {
   for (std::size_t i = 1; i < workers_.size(); ++i) {
@@ -351,35 +349,30 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   } else {
     st = stacks_.allocate(bytes);
   }
-  // The record lives in a compact pool (queues and dumps walk records, so they must not be
-  // scattered one per stack page); the callable lives at the top of the fiber's own stack.
-  void* mem = nullptr;
-  if (w != nullptr && !w->record_cache_.empty()) {
-    mem = w->record_cache_.back();
-    w->record_cache_.pop_back();
-  } else {
-    mem = ::operator new(sizeof(Fiber), std::align_val_t{alignof(Fiber)});
-  }
-  auto* f = ::new (mem) Fiber();
-  char* callable = align_down(st.hi - fn.size, std::max<std::size_t>(fn.align, 16));
-  // A recycled stack may carry poison from its previous fiber's frames: clear it where the
-  // callable goes (make_context clears the rest, below it). A no-op without ASan.
-  ASAN_UNPOISON_MEMORY_REGION(callable, static_cast<std::size_t>(st.hi - callable));
+  // The record lives at the top of the fiber's own stack, the callable just below it: a parked
+  // fiber whose frames are shallow costs one resident page and nothing else (Boost.Context's
+  // preallocated control block does the same). Both come and go with the stack. The offset
+  // from the top is coloured by id (fiber.hpp).
+  const std::uint64_t id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  char* record = align_down(st.hi - sizeof(Fiber) - (id % kRecordColours) * kCacheLine, kCacheLine);
+  char* callable = align_down(record - fn.size, std::max<std::size_t>(fn.align, 16));
+  char* frames_top = align_down(callable, kCacheLine);
+  prepare_stack_top(frames_top, st.hi);
+  auto* f = ::new (record) Fiber();
   fn.move_to(callable, fn.src);
   f->fn = fn;
   f->fn.src = callable;
   f->stack = st;
-  f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  f->id = id;
   const std::size_t name_len = std::min(opts.name.size(), sizeof f->name - 1);
   if (name_len > 0) std::memcpy(f->name, opts.name.data(), name_len);
   f->spawn_site = opts.where;
-  make_context(f->ctx, st.lo, align_down(callable, 64), &fiber_main);
+  make_context(f->ctx, st.lo, frames_top, &fiber_main);
   if (opts_.stack_high_water) paint_stack(f);
   live_register(f);
   spawned_.fetch_add(1, std::memory_order_relaxed);
   if (trace_on()) [[unlikely]] trace_spawn(f);
   if (is_main) main_fiber_ = f;
-  const std::uint64_t id = f->id;
   // Like Go's newproc: the newest fiber runs next on this worker, so a spawning loop that then
   // waits runs its children depth-first-ish, keeping few stacks live and caches warm.
   enqueue(f, /*next=*/w != nullptr && w->current_.load(std::memory_order_relaxed) != nullptr);
@@ -392,12 +385,7 @@ void Scheduler::recycle(Worker& w, Fiber* f) {
   live_unregister(f);
   destroy_context(f->ctx);
   const Stack st = f->stack;
-  f->~Fiber();
-  if (w.record_cache_.size() < kStackCacheMax) {
-    w.record_cache_.push_back(f);
-  } else {
-    ::operator delete(static_cast<void*>(f), std::align_val_t{alignof(Fiber)});
-  }
+  f->~Fiber();  // the record was on the stack: nothing below may touch f
   if (st.region == default_stack_bytes_ && w.stack_cache_.size() < kStackCacheMax) {
     w.stack_cache_.push_back(st);
   } else {

@@ -70,8 +70,7 @@ class Worker {
   bool spinning_ = false;
   bool fifo_next_ = false;   // the last fiber yielded: pick the oldest next
   std::uint64_t rng_;
-  std::vector<Stack> stack_cache_;  // default-size stacks recycled on this worker
-  std::vector<void*> record_cache_; // fiber records' storage recycled on this worker
+  std::vector<Stack> stack_cache_;  // default-size stacks (each with room for its record) recycled here
   std::thread thread_;
 
  private:
