@@ -49,7 +49,10 @@ FIBER_TEST(Dump, CountersMove) {
   for (int i = 0; i < 100; ++i) wg.go([gate] { (void)gate.recv(); });
   while (runtime_stats().parks < before.parks + 100) this_fiber::yield();
   gate.close();
-  this_fiber::sleep_for(std::chrono::microseconds(10));  // one timer, for timers_fired
+  // At least one timer fires (a sleep whose deadline passed before it parked needs none).
+  while (runtime_stats().timers_fired == before.timers_fired) {
+    this_fiber::sleep_for(std::chrono::microseconds(50));
+  }
   wg.wait();
   const RuntimeStats after = runtime_stats();
   EXPECT_GE(after.spawned, before.spawned + 100);

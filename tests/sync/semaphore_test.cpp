@@ -7,6 +7,9 @@
 #include <thread>
 #include <vector>
 
+#include <spindle/context.hpp>
+#include <spindle/debug.hpp>
+#include <spindle/error.hpp>
 #include <spindle/errors.hpp>
 #include <spindle/mutex.hpp>
 #include <spindle/runtime.hpp>
@@ -206,17 +209,19 @@ FIBER_TEST(Semaphore, TimedAcquireTimesOutAndLeavesNothingBehind) {
 }
 
 FIBER_TEST(Semaphore, HeadThatGivesUpLetsSmallerRequestsThrough) {
-  // A (8, timed) heads the queue and blocks B (2) although 5 tokens are free; when A gives up,
-  // B is served without any release.
+  // A (8) heads the queue and blocks B (2) although 5 tokens are free; when A gives up (its
+  // context is cancelled once B is queued behind it), B is served without any release.
   Semaphore sem(10);
   sem.acquire(5);
   WaitGroup wg;
+  auto [a_ctx, cancel_a] = with_cancel(background());
   std::atomic<bool> a_gave_up{false};
-  wg.go([&] {
-    EXPECT_FALSE(sem.try_acquire_for(std::chrono::milliseconds(5), 8));
+  wg.go([&, a_ctx = a_ctx] {
+    EXPECT_EQ(sem.acquire(a_ctx, 8), errc::canceled);
     a_gave_up.store(true);
   });
   ASSERT_TRUE(eventually([&] { return someone_queued(sem); }));
+  const std::uint64_t parks_before_b = runtime_stats().parks;
   std::atomic<bool> b_in{false};
   wg.go([&] {
     sem.acquire(2);
@@ -224,6 +229,9 @@ FIBER_TEST(Semaphore, HeadThatGivesUpLetsSmallerRequestsThrough) {
     EXPECT_TRUE(a_gave_up.load());
     sem.release(2);
   });
+  ASSERT_TRUE(eventually([&] { return runtime_stats().parks > parks_before_b; }));  // B queued
+  EXPECT_FALSE(b_in.load());
+  cancel_a();
   wg.wait();
   EXPECT_TRUE(b_in.load());
   sem.release(5);
