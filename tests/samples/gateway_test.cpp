@@ -31,6 +31,7 @@
 #include "config.hpp"
 #include "gateway.hpp"
 #include "metrics.hpp"
+#include "support/fds.hpp"
 #include "support/fiber_test.hpp"
 
 namespace {
@@ -88,15 +89,7 @@ gateway::Config test_config() {
   return c;
 }
 
-int open_fds() {
-  DIR* d = ::opendir("/proc/self/fd");
-  int n = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  ::closedir(d);
-  return n - 1;
-}
+using spindle::testing::open_fds;
 
 // A started gateway on a ManualClock, and a client without retries.
 struct Harness {
