@@ -7,9 +7,8 @@
 // away), 2 for bad flags.
 #include <signal.h>
 
-#include <chrono>
 #include <cstdio>
-#include <ctime>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,6 +20,9 @@
 #include <spindle/select.hpp>
 #include <spindle/waitgroup.hpp>
 
+#include "common/duration.hpp"
+#include "common/flags.hpp"
+#include "common/log.hpp"
 #include "processor.hpp"
 
 namespace {
@@ -32,7 +34,7 @@ std::string usage(std::string_view prog) {
       "usage: {} --dir DIR [--quiet-period D] [--exec CMD]\n"
       "  --dir DIR           directory to watch (its files, not subdirectories)\n"
       "  --quiet-period D    a file's burst ends after D without changes (default 200ms;\n"
-      "                      units us, ms, s, m; a bare number is seconds)\n"
+      "                      units ns, us, ms, s, m, h; a bare number is seconds)\n"
       "  --exec CMD          per burst, run /bin/sh -c CMD with the file's path as $1\n"
       "                      (default: print the file's size and SHA-256)\n"
       "Names starting with '.' or ending with '~' are ignored. Ctrl-C stops.\n",
@@ -47,15 +49,9 @@ struct Args {
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view flag = argv[i];
-    std::string_view value;
-    bool has_value = false;
-    if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string_view::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      has_value = true;
-    }
+  samples::FlagReader r(argc, argv);
+  while (r.next()) {
+    const std::string_view flag = r.arg();
     if (flag == "-h" || flag == "--help") {
       a.help = true;
       continue;
@@ -64,21 +60,23 @@ Args parse_args(int argc, char** argv) {
       a.error = fmt::format("unknown flag {}", flag);
       return a;
     }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        a.error = fmt::format("{} needs a value", flag);
-        return a;
-      }
-      value = argv[++i];
+    const std::optional<std::string_view> value = r.value();
+    if (!value) {
+      a.error = r.missing_value();
+      return a;
     }
     if (flag == "--dir") {
-      a.cfg.dir = std::string(value);
+      a.cfg.dir = std::string(*value);
     } else if (flag == "--exec") {
-      a.cfg.exec = std::string(value);
-    } else if (!event_processor::parse_duration(value, a.cfg.quiet_period) ||
-               a.cfg.quiet_period <= spindle::Duration::zero()) {
-      a.error = fmt::format("--quiet-period: bad duration '{}' (try 200ms, 1s)", value);
-      return a;
+      a.cfg.exec = std::string(*value);
+    } else {
+      std::string err;
+      const std::optional<spindle::Duration> d = samples::parse_flag_duration(*value, &err);
+      if (!d || *d == spindle::Duration::zero()) {
+        a.error = fmt::format("--quiet-period: {} (try 200ms, 1s)", d ? "must be more than 0" : err);
+        return a;
+      }
+      a.cfg.quiet_period = *d;
     }
   }
   if (!a.help && a.cfg.dir.empty()) a.error = "--dir is required";
@@ -88,18 +86,9 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-std::string clock_now() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  return fmt::format("{:02}:{:02}:{:02}.{:03}", tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-}
-
 void print_action(const event_processor::ActionResult& r) {
-  using event_processor::format_duration;
-  const std::string head = fmt::format("{} {}  ({} event{})", clock_now(), r.file, r.events, r.events == 1 ? "" : "s");
+  using samples::format_duration;
+  const std::string head = fmt::format("{} {}  ({} event{})", samples::clock_now(), r.file, r.events, r.events == 1 ? "" : "s");
   if (r.err) {
     fmt::print("{}  failed: {}\n", head, r.err.message());
   } else if (r.exec) {
@@ -118,14 +107,7 @@ void print_action(const event_processor::ActionResult& r) {
 
 int main(int argc, char** argv) {
   Args args = parse_args(argc, argv);
-  if (args.help) {
-    fmt::print("{}", usage(argv[0]));
-    return 0;
-  }
-  if (!args.error.empty()) {
-    fmt::print(stderr, "event_processor: {}\n{}", args.error, usage(argv[0]));
-    return 2;
-  }
+  if (auto rc = samples::help_or_error("event_processor", args.help, args.error, usage(argv[0]))) return *rc;
   args.cfg.on_action = print_action;
   return spindle::run([&]() -> int {
     event_processor::Processor proc(args.cfg);
@@ -145,7 +127,7 @@ int main(int argc, char** argv) {
       cc.cancel();
     });
     fmt::print("watching {} (quiet period {}{}); Ctrl-C to stop\n", args.cfg.dir,
-               event_processor::format_duration(args.cfg.quiet_period),
+               samples::format_duration(args.cfg.quiet_period),
                args.cfg.exec.empty() ? std::string() : fmt::format(", exec '{}'", args.cfg.exec));
     std::fflush(stdout);
     const std::error_code err = proc.run(ctx);

@@ -12,8 +12,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -350,40 +348,6 @@ ActionResult exec_for_file(const Context& ctx, std::string cmd, std::string name
     return base;
   }
   return std::move(*res.value);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Durations
-
-bool parse_duration(std::string_view s, Duration& out) {
-  double value = 0;
-  const char* end = s.data() + s.size();
-  auto [p, ec] = std::from_chars(s.data(), end, value);
-  if (ec != std::errc() || p == s.data() || !(value >= 0) || !std::isfinite(value)) return false;
-  const std::string_view unit(p, static_cast<std::size_t>(end - p));
-  double seconds = 0;
-  if (unit.empty() || unit == "s") {
-    seconds = value;
-  } else if (unit == "ms") {
-    seconds = value / 1000;
-  } else if (unit == "us") {
-    seconds = value / 1e6;
-  } else if (unit == "m") {
-    seconds = value * 60;
-  } else {
-    return false;
-  }
-  if (seconds > 1e6) return false;
-  out = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds));
-  return true;
-}
-
-std::string format_duration(Duration d) {
-  using namespace std::chrono;
-  const auto us = duration_cast<microseconds>(d).count();
-  if (us < 1000) return fmt::format("{}us", us);
-  if (us < 1000000) return fmt::format("{:.3g}ms", static_cast<double>(us) / 1000);
-  return fmt::format("{:.3g}s", static_cast<double>(us) / 1e6);
 }
 
 }  // namespace event_processor

@@ -115,8 +115,4 @@ class Processor {
 [[nodiscard]] ActionResult exec_for_file(const spindle::Context& ctx, std::string cmd, std::string name,
                                          std::string path);
 
-// "250ms", "2s", "1.5s", "1m" (a bare number is seconds); false on bad or negative input.
-[[nodiscard]] bool parse_duration(std::string_view s, Duration& out);
-[[nodiscard]] std::string format_duration(Duration d);
-
 }  // namespace event_processor

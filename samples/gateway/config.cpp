@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "common/duration.hpp"
+
 namespace gateway {
 namespace {
 
@@ -41,29 +43,6 @@ bool parse_listen(std::string_view s, Config& c) {
 }
 
 }  // namespace
-
-std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s) {
-  struct Unit {
-    std::string_view suffix;
-    double ns;
-  };
-  static constexpr Unit kUnits[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
-  double scale = 1e9;  // bare numbers are seconds
-  std::string_view num = s;
-  // Longest suffix first: "ms" before "s" and "m".
-  for (std::string_view suf : {"ns", "us", "ms", "s", "m", "h"}) {
-    if (s.size() > suf.size() && s.ends_with(suf)) {
-      for (const Unit& u : kUnits) {
-        if (u.suffix == suf) scale = u.ns;
-      }
-      num = s.substr(0, s.size() - suf.size());
-      break;
-    }
-  }
-  auto v = parse_double(num);
-  if (!v || *v < 0) return std::nullopt;
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*v * scale)));
-}
 
 std::optional<UrlParts> parse_http_url(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
@@ -158,7 +137,7 @@ ParseResult parse_args(const std::vector<std::string>& args) {
       return fail(fmt::format("{} needs a value", flag));
     }
     auto duration = [&](std::chrono::nanoseconds& out, bool allow_zero) -> bool {
-      auto d = parse_duration(value);
+      auto d = samples::parse_flag_duration(value);
       if (!d || (!allow_zero && d->count() == 0)) return false;
       out = *d;
       return true;

@@ -50,9 +50,6 @@ struct ParseResult {
 // The usage text (flags and defaults).
 [[nodiscard]] std::string usage();
 
-// "5s", "250ms", "100us", "2m" or a bare number of seconds ("1.5").
-[[nodiscard]] std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s);
-
 // Splits "http://host:port[/prefix]" (port defaults to 80). nullopt if malformed.
 struct UrlParts {
   std::string host;

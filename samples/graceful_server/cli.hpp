@@ -1,4 +1,5 @@
-// graceful_server's command line: flags into a Config, durations parsed and printed.
+// graceful_server's command line: flags into a Config (durations in Go's notation,
+// common/duration.hpp).
 #pragma once
 
 #include <string>
@@ -7,12 +8,6 @@
 #include "graceful_server.hpp"
 
 namespace graceful_server {
-
-// "250ms", "10s", "1.5s", "2m", "0" (a bare number is seconds). Returns false on bad input or
-// a negative value.
-[[nodiscard]] bool parse_duration(std::string_view s, Duration& out);
-// "250ms", "1.5s", "2m" - the shortest exact-enough form for logs.
-[[nodiscard]] std::string format_duration(Duration d);
 
 struct Args {
   Config config;

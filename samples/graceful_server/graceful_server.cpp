@@ -23,7 +23,7 @@
 #include <spindle/select.hpp>
 #include <spindle/waitgroup.hpp>
 
-#include "cli.hpp"
+#include "common/duration.hpp"
 
 namespace graceful_server {
 
@@ -31,6 +31,7 @@ namespace http = spindle::http;
 namespace patterns = spindle::patterns;
 using spindle::Context;
 using spindle::TimePoint;
+using samples::format_duration;
 
 namespace {
 

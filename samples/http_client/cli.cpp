@@ -2,47 +2,22 @@
 #include "cli.hpp"
 
 #include <charconv>
-#include <cmath>
 
 #include <fmt/format.h>
 
-namespace http_client {
+#include "common/duration.hpp"
+#include "common/flags.hpp"
 
-bool parse_duration(std::string_view s, Duration& out) {
-  double value = 0;
-  const char* end = s.data() + s.size();
-  auto [p, ec] = std::from_chars(s.data(), end, value);
-  if (ec != std::errc() || p == s.data() || !(value >= 0) || !std::isfinite(value)) return false;
-  const std::string_view unit(p, static_cast<std::size_t>(end - p));
-  double seconds = 0;
-  if (unit.empty() || unit == "s") {
-    seconds = value;
-  } else if (unit == "ms") {
-    seconds = value / 1000;
-  } else if (unit == "m") {
-    seconds = value * 60;
-  } else {
-    return false;
-  }
-  if (seconds > 1e9) return false;
-  out = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds));
-  return true;
-}
+namespace http_client {
 
 Args parse_args(int argc, const char* const* argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view flag = argv[i];
-    if (!flag.starts_with("-") || flag == "-") {
+  samples::FlagReader r(argc, argv);
+  while (r.next()) {
+    const std::string_view flag = r.arg();
+    if (!r.is_flag()) {
       a.urls.emplace_back(flag);
       continue;
-    }
-    std::string_view value;
-    bool has_value = false;
-    if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string_view::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      has_value = true;
     }
     if (flag == "-h" || flag == "--help") {
       a.help = true;
@@ -61,23 +36,24 @@ Args parse_args(int argc, const char* const* argv) {
       a.error = fmt::format("unknown flag {}", flag);
       return a;
     }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        a.error = fmt::format("{} needs a value", flag);
-        return a;
-      }
-      value = argv[++i];
+    const std::optional<std::string_view> value = r.value();
+    if (!value) {
+      a.error = r.missing_value();
+      return a;
     }
     if (d != nullptr) {
-      if (!parse_duration(value, *d)) {
-        a.error = fmt::format("{}: expected a duration such as 500ms, 10s or 1m, got \"{}\"", flag, value);
+      std::string err;
+      const std::optional<Duration> parsed = samples::parse_flag_duration(*value, &err);
+      if (!parsed) {
+        a.error = fmt::format("{}: {} (expected a duration such as 500ms, 10s or 1m)", flag, err);
         return a;
       }
+      *d = *parsed;
     } else {
       int n = -1;
-      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-      if (ec != std::errc() || p != value.data() + value.size() || n < 0 || n > 100) {
-        a.error = fmt::format("--retries: expected a number from 0 to 100, got \"{}\"", value);
+      auto [p, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
+      if (ec != std::errc() || p != value->data() + value->size() || n < 0 || n > 100) {
+        a.error = fmt::format("--retries: expected a number from 0 to 100, got \"{}\"", *value);
         return a;
       }
       a.config.retries = n;

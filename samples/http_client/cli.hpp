@@ -9,9 +9,6 @@
 
 namespace http_client {
 
-// "250ms", "10s", "1.5s", "2m", "0" (a bare number is seconds); false on bad or negative input.
-[[nodiscard]] bool parse_duration(std::string_view s, Duration& out);
-
 struct Args {
   Config config;
   std::vector<std::string> urls;

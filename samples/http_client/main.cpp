@@ -3,33 +3,20 @@
 // line per event, each with its request ID), one result line per URL to stdout.
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 
 #include <fmt/format.h>
 
 #include <spindle/runtime.hpp>
 
 #include "cli.hpp"
+#include "common/flags.hpp"
+#include "common/log.hpp"
 #include "fetcher.hpp"
 
 int main(int argc, char** argv) {
   http_client::Args args = http_client::parse_args(argc, argv);
-  if (args.help) {
-    fmt::print("{}", http_client::usage(argv[0]));
-    return 0;
-  }
-  if (!args.error.empty()) {
-    fmt::print(stderr, "http_client: {}\n{}", args.error, http_client::usage(argv[0]));
-    return 2;
-  }
-  args.config.log = [](std::string_view line) {
-    const auto now = std::chrono::system_clock::now();
-    const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    localtime_r(&t, &tm);
-    fmt::print(stderr, "{:02}:{:02}:{:02}.{:03} {}\n", tm.tm_hour, tm.tm_min, tm.tm_sec, ms, line);
-  };
+  if (auto rc = samples::help_or_error("http_client", args.help, args.error, http_client::usage(argv[0]))) return *rc;
+  args.config.log = samples::log_stderr;
   return spindle::run([&] {
     http_client::Fetcher fetcher(args.config);
     bool interrupted = false;

@@ -118,8 +118,4 @@ class Aggregator {
 // application/x-www-form-urlencoded value (RFC 3986 unreserved kept, space as %20).
 [[nodiscard]] std::string url_encode(std::string_view s);
 
-// "150ms", "2s", "1.5s" (a bare number is seconds); false on bad or negative input.
-[[nodiscard]] bool parse_duration(std::string_view s, Duration& out);
-[[nodiscard]] std::string format_duration(Duration d);
-
 }  // namespace search_aggregator

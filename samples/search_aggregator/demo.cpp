@@ -13,6 +13,8 @@
 #include <spindle/net/tcp.hpp>
 #include <spindle/this_fiber.hpp>
 
+#include "common/duration.hpp"
+
 namespace search_aggregator {
 
 namespace {
@@ -79,7 +81,9 @@ bool parse_demo_specs(std::string_view s, std::vector<DemoSpec>& out, std::strin
         spec.mode = DemoMode::fail;
       } else if (part == "garbage") {
         spec.mode = DemoMode::garbage;
-      } else if (!parse_duration(part, spec.latency)) {
+      } else if (const auto d = samples::parse_flag_duration(part)) {
+        spec.latency = *d;
+      } else {
         error = fmt::format("demo backend {}: '{}' is neither a duration nor fail/garbage", spec.name, part);
         return false;
       }

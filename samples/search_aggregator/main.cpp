@@ -25,11 +25,14 @@
 #include <spindle/waitgroup.hpp>
 
 #include "aggregator.hpp"
+#include "common/duration.hpp"
+#include "common/flags.hpp"
 #include "demo.hpp"
 
 namespace {
 
 using namespace search_aggregator;
+using samples::format_duration;
 
 constexpr std::string_view kDefaultDemo =
     "alpha:5ms,bravo:30ms,charlie:60ms,delta:400ms,echo:20ms:fail,foxtrot:2s";
@@ -38,7 +41,7 @@ std::string usage(std::string_view prog) {
   return fmt::format(
       "usage: {} [flags] QUERY...\n"
       "  --deadline D        answers arriving later are dropped, their requests cancelled\n"
-      "                      (default 150ms; units us, ms, s, m; 0: no deadline)\n"
+      "                      (default 150ms; units ns, us, ms, s, m, h; 0: none)\n"
       "  --concurrency N     requests in flight at once (default 4)\n"
       "  --top K             merged hits to print (default 10)\n"
       "  --backend NAME=URL  a real backend: GET URL?q=QUERY answering\n"
@@ -61,8 +64,9 @@ Args parse_args(int argc, char** argv) {
   Args a;
   a.opts.deadline = std::chrono::milliseconds(150);
   std::string demo_spec;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view flag = argv[i];
+  samples::FlagReader r(argc, argv);
+  while (r.next()) {
+    const std::string_view flag = r.arg();
     if (flag == "-h" || flag == "--help") {
       a.help = true;
       continue;
@@ -72,21 +76,20 @@ Args parse_args(int argc, char** argv) {
       a.query += flag;
       continue;
     }
-    std::string_view value;
-    if (const auto eq = flag.find('='); eq != std::string_view::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      a.error = fmt::format("{} needs a value", flag);
+    const std::optional<std::string_view> given = r.value();
+    if (!given) {
+      a.error = r.missing_value();
       return a;
     }
+    const std::string_view value = *given;
     if (flag == "--deadline") {
-      if (!parse_duration(value, a.opts.deadline)) {
-        a.error = fmt::format("--deadline: bad duration '{}' (try 150ms, 1s)", value);
+      std::string err;
+      const std::optional<Duration> d = samples::parse_flag_duration(value, &err);
+      if (!d) {
+        a.error = fmt::format("--deadline: {} (try 150ms, 1s)", err);
         return a;
       }
+      a.opts.deadline = *d;
     } else if (flag == "--concurrency" || flag == "--top") {
       int n = 0;
       auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
@@ -147,14 +150,7 @@ void print_result(const SearchResult& r, const Options& opts) {
 
 int main(int argc, char** argv) {
   Args args = parse_args(argc, argv);
-  if (args.help) {
-    fmt::print("{}", usage(argv[0]));
-    return 0;
-  }
-  if (!args.error.empty()) {
-    fmt::print(stderr, "search_aggregator: {}\n{}", args.error, usage(argv[0]));
-    return 2;
-  }
+  if (auto rc = samples::help_or_error("search_aggregator", args.help, args.error, usage(argv[0]))) return *rc;
   return spindle::run([&]() -> int {
     DemoBackends demo;
     std::vector<Backend> backends = args.backends;

@@ -348,16 +348,5 @@ FIBER_TEST(EventProcessor, OpenRejectsWhatItCannotWatch) {
   EXPECT_EQ(zero.open(), std::errc::invalid_argument);
 }
 
-TEST(EventProcessorFlags, Durations) {
-  Duration d{};
-  EXPECT_TRUE(parse_duration("250ms", d));
-  EXPECT_EQ(d, 250ms);
-  EXPECT_TRUE(parse_duration("1.5", d));
-  EXPECT_EQ(d, 1500ms);
-  EXPECT_FALSE(parse_duration("-1s", d));
-  EXPECT_FALSE(parse_duration("fast", d));
-  EXPECT_FALSE(parse_duration("10 parsecs", d));
-}
-
 }  // namespace
 }  // namespace event_processor

@@ -19,6 +19,7 @@
 #include <spindle/waitgroup.hpp>
 
 #include "cli.hpp"
+#include "common/duration.hpp"
 #include "graceful_server.hpp"
 #include "support/fiber_test.hpp"
 
@@ -327,9 +328,10 @@ TEST(GracefulServerCli, ParsesFlags) {
   EXPECT_NE(parse_args(3, bad_port).error, "");
   const char* unknown[] = {"graceful_server", "--verbose"};
   EXPECT_NE(parse_args(2, unknown).error, "");
-  EXPECT_EQ(format_duration(std::chrono::milliseconds(1500)), "1.5s");
-  EXPECT_EQ(format_duration(std::chrono::seconds(10)), "10s");
-  EXPECT_EQ(format_duration(std::chrono::milliseconds(250)), "250ms");
+  // The log lines' durations (common/duration.hpp).
+  EXPECT_EQ(samples::format_duration(std::chrono::milliseconds(1500)), "1.5s");
+  EXPECT_EQ(samples::format_duration(std::chrono::seconds(10)), "10s");
+  EXPECT_EQ(samples::format_duration(std::chrono::milliseconds(250)), "250ms");
 }
 
 }  // namespace
