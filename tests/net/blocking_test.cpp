@@ -57,13 +57,15 @@ FIBER_TEST(Blocking, RunsOffTheWorkersWhichStayFree) {
 
 FIBER_TEST(Blocking, ContextEndsTheWaitWhileTheCallFinishesOnThePool) {
   auto release = std::make_shared<std::promise<void>>();
+  auto started = std::make_shared<std::atomic<bool>>(false);
   auto finished = std::make_shared<std::atomic<bool>>(false);
   std::shared_future<void> opened = release->get_future().share();
   auto [ctx, cancel] = with_cancel(background());
   std::error_code got;
   WaitGroup wg;
   wg.go([&, ctx = ctx] {
-    auto r = blocking(ctx, [opened, finished] {  // by value: it outlives the call
+    auto r = blocking(ctx, [opened, started, finished] {  // by value: it outlives the call
+      started->store(true);
       opened.wait();
       finished->store(true);
       return 1;
@@ -71,7 +73,9 @@ FIBER_TEST(Blocking, ContextEndsTheWaitWhileTheCallFinishesOnThePool) {
     got = r.err;
     EXPECT_FALSE(r.value.has_value());
   });
-  for (int i = 0; i < 50; ++i) this_fiber::yield();
+  // Cancel only once the call runs on the pool (a call cancelled while still queued never runs,
+  // and would never finish below).
+  while (!started->load()) this_fiber::yield();
   cancel();
   wg.wait();
   EXPECT_EQ(got, errc::canceled);
