@@ -11,6 +11,7 @@
 #include <spindle/chan.hpp>
 #include <spindle/mutex.hpp>
 #include <spindle/patterns/shutdown.hpp>
+#include <spindle/this_fiber.hpp>
 #include <spindle/waitgroup.hpp>
 
 #include "support/fiber_test.hpp"
@@ -75,20 +76,28 @@ FIBER_TEST(Shutdown, ReportsTimedOutFailedAndSkippedHooks) {
   ManualClock clock;
   Shutdown sd(background(), &clock);
   std::atomic<bool> straggler_saw_cancel{false};
-  sd.on_shutdown("quick", [](const Context&) {});
+  std::atomic<int> entered{0};  // phase-0 hooks that have started
+  sd.on_shutdown("quick", [&](const Context&) { ++entered; });
   sd.on_shutdown("stuck", [&](const Context& ctx) {
+    ++entered;
     (void)ctx.done().recv();  // never finishes on its own; honours the deadline
     straggler_saw_cancel = timed_out(ctx);
   });
-  sd.on_shutdown("broken", [](const Context&) { return make_error_code(std::errc::io_error); });
-  sd.on_shutdown("throws", [](const Context&) -> std::error_code { throw std::runtime_error("disk gone"); });
+  sd.on_shutdown("broken", [&](const Context&) {
+    ++entered;
+    return make_error_code(std::errc::io_error);
+  });
+  sd.on_shutdown("throws", [&](const Context&) -> std::error_code {
+    ++entered;
+    throw std::runtime_error("disk gone");
+  });
   sd.on_shutdown("later", [](const Context&) {}, 1);
   WaitGroup wg;
   ShutdownReport r;
   wg.go([&] { r = sd.run(5s); });
-  clock.block_until_pending(1);  // the run's deadline
-  // Let the three quick hooks finish (their fibers gone) before the deadline passes: only run()
-  // and the stuck hook are left.
+  // Let the four phase-0 hooks start and the three quick ones finish (their fibers gone, their
+  // reports sent) before the deadline passes: only run() and the stuck hook are left.
+  while (entered.load() < 4) spindle::this_fiber::yield();
   ASSERT_TRUE(spindle::testing::wait_other_fibers_at_most(2));
   clock.advance(5s);
   wg.wait();
