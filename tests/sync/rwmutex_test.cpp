@@ -7,6 +7,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include <spindle/debug.hpp>
 #include <spindle/errors.hpp>
 #include <spindle/rwmutex.hpp>
 #include <spindle/runtime.hpp>
@@ -160,6 +161,7 @@ FIBER_TEST(RWMutex, WriterUnlockAdmitsQueuedReadersBeforeNextWriter) {
   WaitGroup wg;
   constexpr int kReaders = 5;
   std::atomic<int> trying{0};
+  const std::uint64_t parks_before = runtime_stats().parks;  // nothing else parks in this test
   for (int i = 0; i < kReaders; ++i) {
     wg.go([&] {
       trying.fetch_add(1);
@@ -170,17 +172,17 @@ FIBER_TEST(RWMutex, WriterUnlockAdmitsQueuedReadersBeforeNextWriter) {
       mu.unlock_shared();
     });
   }
-  // Let the readers queue (they cannot get in: a writer holds the lock), then a second writer.
-  // A reader parks right after announcing itself, with nothing in between that can block.
-  ASSERT_TRUE(eventually([&] { return trying.load() == kReaders; }));
-  for (int i = 0; i < 200; ++i) this_fiber::yield();
+  // Let the readers queue (they cannot get in: a writer holds the lock: each parks once), then
+  // a second writer, and let it queue too.
+  ASSERT_TRUE(eventually([&] { return runtime_stats().parks >= parks_before + kReaders; }));
   wg.go([&] {
     mu.lock();
     second_writer_in.store(true);
     EXPECT_EQ(readers_in.load(), kReaders);
     mu.unlock();
   });
-  for (int i = 0; i < 100; ++i) this_fiber::yield();
+  ASSERT_TRUE(eventually([&] { return runtime_stats().parks >= parks_before + kReaders + 1; }));
+  EXPECT_EQ(trying.load(), kReaders);
   mu.unlock();
   EXPECT_TRUE(eventually([&] { return readers_in.load() == kReaders; }));
   EXPECT_FALSE(second_writer_in.load());
