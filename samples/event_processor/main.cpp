@@ -17,8 +17,6 @@
 #include <spindle/context.hpp>
 #include <spindle/net/signal.hpp>
 #include <spindle/runtime.hpp>
-#include <spindle/select.hpp>
-#include <spindle/waitgroup.hpp>
 
 #include "common/duration.hpp"
 #include "common/flags.hpp"
@@ -115,25 +113,15 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "event_processor: cannot watch {}: {}\n", args.cfg.dir, err.message());
       return 1;
     }
-    spindle::CancelableContext cc = spindle::with_cancel(spindle::background());
-    const spindle::Context ctx = cc.ctx;
-    auto sigs = spindle::signal::notify({SIGINT, SIGTERM});
-    spindle::WaitGroup wg;
-    wg.go([&] {
-      // Ctrl-C (or the processor stopping on its own) ends the run.
-      if (spindle::select(spindle::case_recv(sigs), spindle::case_recv(ctx.done())) == 0) {
-        fmt::print(stderr, "\nevent_processor: stopping\n");
-      }
-      cc.cancel();
-    });
+    // Ctrl-C (or the processor stopping on its own) ends the run.
+    auto [ctx, stop] = spindle::signal::notify_context(spindle::background(), {SIGINT, SIGTERM});
     fmt::print("watching {} (quiet period {}{}); Ctrl-C to stop\n", args.cfg.dir,
                samples::format_duration(args.cfg.quiet_period),
                args.cfg.exec.empty() ? std::string() : fmt::format(", exec '{}'", args.cfg.exec));
     std::fflush(stdout);
     const std::error_code err = proc.run(ctx);
-    cc.cancel();
-    wg.wait();
-    spindle::signal::stop(sigs);
+    if (spindle::cause(ctx) == std::errc::interrupted) fmt::print(stderr, "\nevent_processor: stopped by a signal\n");
+    stop();
     const event_processor::Stats s = proc.stats();
     fmt::print("stopped: {} events ({} ignored), {} bursts, {} actions, {} pending dropped\n", s.events,
                s.ignored, s.bursts, s.actions, s.dropped);

@@ -21,8 +21,6 @@
 #include <spindle/context.hpp>
 #include <spindle/net/signal.hpp>
 #include <spindle/runtime.hpp>
-#include <spindle/select.hpp>
-#include <spindle/waitgroup.hpp>
 
 #include "aggregator.hpp"
 #include "common/duration.hpp"
@@ -169,22 +167,12 @@ int main(int argc, char** argv) {
     }
     Aggregator agg(backends, args.opts);
 
-    // Ctrl-C cancels the search; the search finishing ends the watcher.
-    spindle::CancelableContext cc = spindle::with_cancel(spindle::background());
-    const spindle::Context ctx = cc.ctx;
-    auto sigs = spindle::signal::notify({SIGINT, SIGTERM});
-    spindle::WaitGroup wg;
-    wg.go([&] {
-      if (spindle::select(spindle::case_recv(sigs), spindle::case_recv(ctx.done())) == 0) {
-        fmt::print(stderr, "search_aggregator: interrupted\n");
-      }
-      cc.cancel();
-    });
+    // Ctrl-C cancels the search.
+    auto [ctx, stop] = spindle::signal::notify_context(spindle::background(), {SIGINT, SIGTERM});
     fmt::print("query \"{}\" to {} backends\n", args.query, backends.size());
     const SearchResult r = agg.search(ctx, args.query);
-    cc.cancel();
-    wg.wait();
-    spindle::signal::stop(sigs);
+    if (spindle::cause(ctx) == std::errc::interrupted) fmt::print(stderr, "search_aggregator: interrupted\n");
+    stop();
     print_result(r, args.opts);
     if (!args.demo.empty()) {
       demo.stop();  // waits for the stragglers' handlers, which end when their client goes

@@ -25,6 +25,8 @@
 #include <vector>
 
 #include <spindle/errors.hpp>
+#include <spindle/runtime.hpp>
+#include <spindle/select.hpp>
 
 #include "sched/scheduler.hpp"
 
@@ -201,3 +203,24 @@ void stop(spindle::detail::ChanCore* ch) {
 }
 
 }  // namespace spindle::signal::detail
+
+namespace spindle::signal {
+
+CancelableContext notify_context(const Context& parent, std::initializer_list<int> sigs) {
+  // Two levels: the relay fiber owns the inner cancel (to cancel with a cause when a signal
+  // comes), the caller owns the outer one (its stop). Either way the outer context is done,
+  // which ends the relay.
+  CancelableContext inner = with_cancel_cause(parent);
+  CancelableContext outer = with_cancel(inner.ctx);
+  Receiver<int> ch = notify(sigs);
+  spindle::go(SpawnOptions{.name = "signal.notify_context"},
+              [ch, done = outer.ctx, cancel = std::move(inner.cancel)]() mutable {
+                if (spindle::select(spindle::case_recv(ch), spindle::case_recv(done.done())) == 0) {
+                  cancel.cancel(std::make_error_code(std::errc::interrupted));
+                }
+                stop(ch);
+              });
+  return outer;
+}
+
+}  // namespace spindle::signal

@@ -31,6 +31,7 @@
 #include <initializer_list>
 
 #include <spindle/chan.hpp>
+#include <spindle/context.hpp>
 
 namespace spindle::signal {
 
@@ -58,5 +59,16 @@ inline void notify(Sender<int> ch, std::initializer_list<int> sigs) { detail::no
 inline void stop(const Receiver<int>& ch) { detail::stop(ch.detail_core()); }
 inline void stop(const Sender<int>& ch) { detail::stop(ch.detail_core()); }
 inline void stop(const Chan<int>& ch) { detail::stop(ch.detail_core()); }
+
+// Go's signal.NotifyContext: a child of `parent` that is cancelled when one of `sigs` arrives
+// (err canceled, cause std::errc::interrupted), when the parent is done, or by the returned
+// cancel, which is Go's stop: it also stops relaying the signals (restoring their previous
+// disposition once nobody else wants them). A fiber of the runtime relays them until the
+// context is done, so call it inside spindle::run and always cancel (the CancelFunc does on
+// destruction).
+//
+//   auto [ctx, stop] = spindle::signal::notify_context(spindle::background(), {SIGINT, SIGTERM});
+//   serve(ctx);  // returns once Ctrl-C cancels ctx
+[[nodiscard]] CancelableContext notify_context(const Context& parent, std::initializer_list<int> sigs);
 
 }  // namespace spindle::signal
