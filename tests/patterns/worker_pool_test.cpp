@@ -56,12 +56,13 @@ FIBER_TEST(WorkerPool, BackpressureAndTrySubmit) {
   ASSERT_FALSE(pool.try_submit([] {}));
   EXPECT_EQ(pool.try_submit([] {}), errc::queue_full);  // 2 queued = capacity
   auto [ctx, cancel] = with_cancel(background());
-  WaitGroup wg;
+  WaitGroup wg, ctx_wg;
   std::error_code blocked_ctx, blocked_plain;
-  wg.go([&, ctx = ctx] { blocked_ctx = pool.submit(ctx, [] {}); });
+  ctx_wg.go([&, ctx = ctx] { blocked_ctx = pool.submit(ctx, [] {}); });
   wg.go([&] { blocked_plain = pool.submit([] {}); });
-  cancel();  // the ctx submit gives up, not taken
-  gate.close();  // frees the worker: room appears, the plain submit is accepted
+  cancel();
+  ctx_wg.wait();  // the ctx submit gave up (the queue stays full until the gate opens): not taken
+  gate.close();   // frees the worker: room appears, the plain submit is accepted
   wg.wait();
   EXPECT_EQ(blocked_ctx, spindle::errc::canceled);
   EXPECT_FALSE(blocked_plain);
