@@ -117,15 +117,19 @@ FIBER_TEST(Spawn, NumFibersCountsLiveFibers) {
   EXPECT_EQ(num_workers(), workers());
   testing::ParkLatch started(10);
   testing::ParkLatch release(1);
+  testing::ParkLatch finished(10);
   for (int i = 0; i < 10; ++i) {
     go([&] {
       started.count_down();
       release.wait();
+      finished.count_down();
     });
   }
   started.wait();
   EXPECT_EQ(num_fibers(), 11);
   release.count_down();
+  // A child may not have reached release.wait() yet: the latches must outlive every child.
+  finished.wait();
 }
 
 TEST(Run, ReturnsTheMainFunctionsValue) {
