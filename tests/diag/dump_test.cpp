@@ -61,6 +61,58 @@ FIBER_TEST(Dump, CountersMove) {
   EXPECT_GT(after.context_switches, before.context_switches);
 }
 
+// Fibers spawned on one worker and finished on another are unregistered in batches: until then
+// they must not appear in a dump nor in num_fibers().
+FIBER_TEST(Dump, FinishedFibersLeaveCountAndDumpAtOnce) {
+  constexpr int kFibers = 5000;
+  const std::uint64_t spawned_before = runtime_stats().spawned;
+  Chan<int> gate(0);
+  WaitGroup parked, done;
+  parked.add(kFibers);
+  for (int i = 0; i < kFibers; ++i) {
+    done.go([&] {
+      this_fiber::set_name("short-lived");
+      parked.done();
+      (void)gate.recv();
+    });
+  }
+  parked.wait();
+  EXPECT_EQ(runtime_stats().spawned, spawned_before + kFibers);
+  gate.close();
+  done.wait();
+  // done.wait() returns once every fiber called done(); they may still be on their way out.
+  ASSERT_TRUE(testing::wait_other_fibers_at_most(0));
+  EXPECT_EQ(num_fibers(), 1);
+  EXPECT_EQ(runtime_stats().live_fibers, 1);
+  const std::string dump = fiber_dump();
+  EXPECT_EQ(dump.find("short-lived"), std::string::npos) << dump.substr(0, 2000);
+  EXPECT_EQ(dump.rfind("1 fiber(s)", 0), 0u) << dump.substr(0, 2000);
+}
+
+// A fiber's count and registration are exact while others spawn and finish on every worker.
+FIBER_TEST(Dump, LiveCountIsExactUnderChurn) {
+  std::atomic<bool> stop{false};
+  WaitGroup churners;
+  for (int c = 0; c < 4; ++c) {
+    churners.go([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        WaitGroup wg;
+        for (int i = 0; i < 50; ++i) wg.go([] {});
+        wg.wait();
+      }
+    });
+  }
+  // Four churners (each alive throughout) plus main: the count never drops below 5, whatever
+  // spawns and exits between the reads of the per-worker counters.
+  for (int i = 0; i < 2000; ++i) {
+    const std::int64_t n = num_fibers();
+    ASSERT_GE(n, 5) << "at read " << i;
+    if (i % 16 == 0) this_fiber::yield();
+  }
+  stop.store(true);
+  churners.wait();
+}
+
 TEST(DumpOutside, SaysNoRuntime) {
   EXPECT_EQ(fiber_dump(), "no runtime is running\n");
   EXPECT_EQ(runtime_stats().workers, 0);

@@ -15,12 +15,11 @@
 namespace spindle::detail {
 
 std::string format_fiber_dump(Scheduler& s) {
-  std::string out;
-  std::lock_guard lock(s.live_mu_);
   std::size_t count = 0;
-  for (Fiber* f = s.live_head_; f != nullptr; f = f->next_live) ++count;
-  out += fmt::format("{} fiber(s), {} worker(s)\n", count, s.workers_.size());
-  for (Fiber* f = s.live_head_; f != nullptr; f = f->next_live) {
+  std::string fibers;
+  s.registry_.for_each_live([&](Fiber* f) {
+    ++count;
+    std::string& out = fibers;
     const WaitReason reason = f->wait_reason.load(std::memory_order_relaxed);
     out += fmt::format("fiber {} \"{}\" [{}", f->id, f->name, to_string(reason));
     if (reason != WaitReason::none) {
@@ -35,8 +34,8 @@ std::string format_fiber_dump(Scheduler& s) {
     }
     out += fmt::format("\n    spawned at {}:{} in {}\n", f->spawn_site.file_name(), f->spawn_site.line(),
                        f->spawn_site.function_name());
-  }
-  return out;
+  });
+  return fmt::format("{} fiber(s), {} worker(s)\n", count, s.workers_.size()) + fibers;
 }
 
 bool Scheduler::check_deadlock(Worker& w) {
@@ -46,7 +45,7 @@ bool Scheduler::check_deadlock(Worker& w) {
     return nidle_.load(std::memory_order_seq_cst) == static_cast<int>(workers_.size()) &&
            global_empty() && timers_.next() == kNoDeadline && (np == nullptr || np->pending() == 0) &&
            external_waits_.load(std::memory_order_seq_cst) == 0 &&
-           live_.load(std::memory_order_seq_cst) > 0 && !stopping_.load(std::memory_order_seq_cst);
+           registry_.live() > 0 && !stopping_.load(std::memory_order_seq_cst);
   };
   if (!quiet()) return false;
   auto switches = [this] {
@@ -79,8 +78,8 @@ RuntimeStats runtime_stats() noexcept {
   detail::Scheduler* s = detail::current_scheduler();
   if (s == nullptr) return r;
   r.workers = static_cast<int>(s->workers_.size());
-  r.live_fibers = s->live_.load(std::memory_order_relaxed);
-  r.spawned = s->spawned_.load(std::memory_order_relaxed);
+  r.live_fibers = s->registry_.live();
+  r.spawned = s->registry_.spawned();
   for (auto& w : s->workers_) r.context_switches += w->switches_.load(std::memory_order_relaxed);
   r.steals = s->steals_.load(std::memory_order_relaxed);
   r.parks = s->parks_.load(std::memory_order_relaxed);

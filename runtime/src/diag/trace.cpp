@@ -540,12 +540,11 @@ void start(const std::string& path, const Options& opts) {
     for (std::size_t i = 0; i < s->workers_.size() && i < kMaxWorkers; ++i) {
       slot(static_cast<int>(i))->seen = true;  // no writer yet: g_trace_on is still false
     }
-    std::lock_guard live(s->live_mu_);
-    std::lock_guard lock(g_outside_mu);
-    for (Fiber* fb = s->live_head_; fb != nullptr; fb = fb->next_live) {
-      if (fb->name[0] == '\0' || g_outside.size() == g_outside_cap) continue;
+    s->registry_.for_each_live([](Fiber* fb) {
+      std::lock_guard lock(g_outside_mu);
+      if (fb->name[0] == '\0' || g_outside.size() == g_outside_cap) return;
       fill_name(g_outside.emplace_back(), 0, fb);
-    }
+    });
   }
   g_trace_on.store(true, std::memory_order_seq_cst);
 }

@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 
 #include <spindle/debug.hpp>
 
@@ -70,27 +71,34 @@ void Watchdog::check_workers() {
     }
     if (seen.reported || now - seen.since < sched_.opts_.watchdog_threshold) continue;
     seen.reported = true;
-    // Describe it under the registry lock, and only if it is still alive (its record may be
-    // reused the moment it finishes).
-    std::lock_guard lock(sched_.live_mu_);
-    for (Fiber* g = sched_.live_head_; g != nullptr; g = g->next_live) {
-      if (g != f) continue;
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - seen.since).count();
-      std::fprintf(stderr,
-                   "spindle: watchdog: worker %zu has run fiber %llu \"%s\" for %lld ms without it "
-                   "blocking or yielding (spawned at %s:%u). Fibers are cooperative: call "
-                   "this_fiber::yield() in long loops, and keep blocking system calls off the workers "
-                   "(spindle::blocking). Its queued fibers and timers run on the other workers.\n",
-                   i, static_cast<unsigned long long>(g->id), g->name, static_cast<long long>(ms),
-                   g->spawn_site.file_name(), static_cast<unsigned>(g->spawn_site.line()));
-      std::fflush(stderr);
-      break;
-    }
+    // Copy what describes it under the registry's lock, and only if it is still alive (its
+    // record may be reused the moment it finishes); print outside the lock.
+    bool alive = false;
+    unsigned long long id = 0;
+    char name[sizeof f->name] = {};
+    std::source_location site;
+    sched_.registry_.for_each_live([&](Fiber* g) {
+      if (g != f) return;
+      alive = true;
+      id = g->id;
+      std::memcpy(name, g->name, sizeof name);
+      site = g->spawn_site;
+    });
+    if (!alive) continue;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - seen.since).count();
+    std::fprintf(stderr,
+                 "spindle: watchdog: worker %zu has run fiber %llu \"%s\" for %lld ms without it "
+                 "blocking or yielding (spawned at %s:%u). Fibers are cooperative: call "
+                 "this_fiber::yield() in long loops, and keep blocking system calls off the workers "
+                 "(spindle::blocking). Its queued fibers and timers run on the other workers.\n",
+                 i, id, name, static_cast<long long>(ms), site.file_name(),
+                 static_cast<unsigned>(site.line()));
+    std::fflush(stderr);
   }
 }
 
 void record_abandoned(Scheduler& s) {
-  const std::int64_t n = s.live_.load(std::memory_order_acquire);
+  const std::int64_t n = s.registry_.live();
   // After a deadlock the report (and DeadlockError) already said which fibers are stuck.
   if (n <= 0 || s.deadlocked_.load(std::memory_order_acquire)) return;
   std::string dump = format_fiber_dump(s);

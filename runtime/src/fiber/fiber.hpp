@@ -36,15 +36,17 @@ struct Fiber {
   SwitchContext ctx;                  // saved registers while suspended (and sanitizer state)
   Stack stack;
   std::atomic<ParkState> park_state{ParkState::running};
-  Fiber* prev_live = nullptr;         // registry of live fibers (dumps, leak checks)
-  Fiber* next_live = nullptr;
+  // Its place in the registry of live fibers (sched/fiber_registry.hpp).
+  std::uint32_t registry_slot = 0;
+  std::uint16_t registry_shard = 0;
+  std::atomic<bool> exited{false};    // finished, still registered until its batch is removed
   std::uint64_t id = 0;
   Callable fn{};                      // fn.src points at the callable's copy on this stack
   int last_worker = -1;               // the worker it last ran on (force-migration mode)
 
   // Diagnostics. Written by the fiber itself as it parks, read by dumps from any thread: relaxed
   // atomics, so a dump sees each field whole (possibly from different waits). The name is
-  // written under the scheduler's live_mu_, which dumps hold.
+  // written under its registry shard's lock, which dumps hold.
   char name[32] = {};
   std::source_location spawn_site{};
   std::atomic<WaitReason> wait_reason{WaitReason::none};

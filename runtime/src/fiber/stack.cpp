@@ -50,13 +50,25 @@ Stack StackPool::allocate(std::size_t usable) {
   if (cls.free.empty()) carve_slab(cls, /*guarded=*/live_guarded_ < max_guarded_);
   Stack s = cls.free.back();
   cls.free.pop_back();
-  write_canary(s);
   return s;
 }
 
-void StackPool::release(const Stack& s) noexcept {
+void StackPool::allocate_many(std::size_t usable, std::size_t n, std::vector<Stack>& out) {
+  const std::size_t size = round_size(usable);
   std::lock_guard lock(mu_);
-  size_class(s.region).free.push_back(s);
+  SizeClass& cls = size_class(size);
+  while (cls.free.size() < n) carve_slab(cls, /*guarded=*/live_guarded_ < max_guarded_);
+  // The free list's back is the warmest: it goes to out's back, which is taken first.
+  const auto first = cls.free.end() - static_cast<std::ptrdiff_t>(n);
+  out.insert(out.end(), first, cls.free.end());
+  cls.free.erase(first, cls.free.end());
+}
+
+void StackPool::release_many(const Stack* stacks, std::size_t n) noexcept {
+  if (n == 0) return;
+  std::lock_guard lock(mu_);
+  std::vector<Stack>& free = size_class(stacks[0].region).free;
+  free.insert(free.end(), stacks, stacks + n);
 }
 
 StackPool::SizeClass& StackPool::size_class(std::size_t size) {
@@ -85,6 +97,8 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
   const bool slab_guard = !guarded && slab_guards_ < kMaxSlabGuards &&
                           ::mprotect(base, page, PROT_NONE) == 0;
   if (slab_guard) ++slab_guards_;
+  cls.carved += kSlabStacks;
+  cls.free.reserve(cls.carved);
   for (std::size_t i = kSlabStacks; i-- > 0;) {
     char* region = base + lead + i * stride;
     Stack s;
@@ -101,6 +115,11 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
         s.guard = base;  // the slab's guard page lies just below
       } else {
         s.canary = s.lo - kCanaryZone;
+        // Written once: only this stack's own fiber can overwrite it (by overflowing), and a
+        // clobbered canary ends the process, so a reused stack's canary is still intact.
+        // Rewriting it at every reuse cost the spawning worker a miss on a line the worker
+        // that checks it at exit then had to fetch back.
+        write_canary(s);
       }
     }
     cls.free.push_back(s);

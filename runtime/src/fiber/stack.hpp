@@ -44,7 +44,11 @@ class StackPool {
 
   // A stack with at least `usable` bytes (rounded up to whole pages). Throws std::bad_alloc.
   Stack allocate(std::size_t usable);
-  void release(const Stack& s) noexcept;
+  // Appends `n` stacks of `usable` bytes to `out`, the most recently freed last; one lock.
+  void allocate_many(std::size_t usable, std::size_t n, std::vector<Stack>& out);
+  void release(const Stack& s) noexcept { release_many(&s, 1); }
+  // `n` stacks of one size class; one lock.
+  void release_many(const Stack* stacks, std::size_t n) noexcept;
 
   [[nodiscard]] static std::size_t page_size() noexcept;
   [[nodiscard]] static std::size_t round_size(std::size_t usable) noexcept;
@@ -52,7 +56,8 @@ class StackPool {
  private:
   struct SizeClass {
     std::size_t size;
-    std::vector<Stack> free;
+    std::vector<Stack> free;  // capacity kept >= stacks carved: releasing never allocates
+    std::size_t carved = 0;
   };
   SizeClass& size_class(std::size_t size);
   void carve_slab(SizeClass& cls, bool guarded);

@@ -25,6 +25,11 @@ std::atomic<std::uint64_t> g_next_fiber_id{1};
 
 constexpr int kStealRounds = 4;              // Go's stealTries
 constexpr std::size_t kStackCacheMax = 128;  // per-worker recycled stacks (empirical)
+// Stacks move between a worker's cache and the shared pool in batches (Go moves its free Gs
+// between P and scheduler 32 at a time): with stealing, one worker spawns and another retires,
+// and a lock per stack made the pool's mutex the bottleneck of spawn+join.
+constexpr std::size_t kStackBatch = 32;
+constexpr std::size_t kExitedBatch = 32;  // fibers unregistered elsewhere per batch
 constexpr std::uint64_t kGlobalFairnessTick = 61;  // Go: check the global queue every 61 ticks
 constexpr auto kRunNextPoll = std::chrono::microseconds(500);
 
@@ -98,6 +103,7 @@ void Worker::loop() {
   init_thread_context(sched_ctx_);
   AltSignalStack alt;  // the overflow handler runs on it
   while (Fiber* f = find_runnable()) run(f);
+  flush_exited();
   t_worker = nullptr;
 }
 
@@ -225,7 +231,15 @@ Fiber* Worker::steal(bool steal_run_next) {
   return nullptr;
 }
 
+void Worker::flush_exited() {
+  if (exited_elsewhere_.empty()) return;
+  sched_.registry_.remove_batch(exited_elsewhere_.data(), exited_elsewhere_.size());
+  for (Fiber* f : exited_elsewhere_) sched_.free_fiber(*this, f);
+  exited_elsewhere_.clear();
+}
+
 bool Worker::sleep_idle() {
+  flush_exited();  // an idle worker holds no finished fiber's stack
   const bool was_spinning = spinning_;
   wake_word_.store(0, std::memory_order_seq_cst);
   {
@@ -296,8 +310,8 @@ bool Worker::sleep_idle() {
 // Scheduler
 
 Scheduler::Scheduler(const Options& opts)
-    : opts_(opts), stacks_(opts.max_guarded_stacks) {
-  const int n = default_worker_count(opts);
+    : opts_(opts), stacks_(opts.max_guarded_stacks), registry_(default_worker_count(opts)) {
+  const int n = registry_.workers();
   workers_.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
   std::size_t stack = opts.default_stack_size;
@@ -310,13 +324,12 @@ Scheduler::Scheduler(const Options& opts)
 Scheduler::~Scheduler() {
   // Fibers still alive were abandoned when the main fiber returned (runtime.hpp): free their
   // records; their stacks go with the StackPool. None of them is ever resumed.
-  Fiber* f = live_head_;
-  while (f != nullptr) {
-    Fiber* next = f->next_live;
+  // (Every worker flushed its exited fibers when its loop ended: all registered ones are live.)
+  registry_.for_each_registered_unlocked([](Fiber* f) {
+    if (f->exited.load(std::memory_order_relaxed)) return;
     destroy_context(f->ctx);
     f->~Fiber();  // its memory is its stack's, unmapped with the StackPool
-    f = next;
-  }
+  });
 }
 
 Worker::~Worker() = default;
@@ -342,13 +355,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
       opts.stack_size == 0 ? default_stack_bytes_ : StackPool::round_size(opts.stack_size);
   Worker* w = current_worker();
   if (w != nullptr && &w->sched_ != this) w = nullptr;
-  Stack st{};
-  if (w != nullptr && bytes == default_stack_bytes_ && !w->stack_cache_.empty()) {
-    st = w->stack_cache_.back();
-    w->stack_cache_.pop_back();
-  } else {
-    st = stacks_.allocate(bytes);
-  }
+  const Stack st = acquire_stack(w, bytes);
   // The record lives at the top of the fiber's own stack, the callable just below it: a parked
   // fiber whose frames are shallow costs one resident page and nothing else (Boost.Context's
   // preallocated control block does the same). Both come and go with the stack. The offset
@@ -369,8 +376,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   f->spawn_site = opts.where;
   make_context(f->ctx, st.lo, frames_top, &fiber_main);
   if (opts_.stack_high_water) paint_stack(f);
-  live_register(f);
-  spawned_.fetch_add(1, std::memory_order_relaxed);
+  registry_.add(f, registry_.shard_of_worker(w != nullptr ? w->index_ : -1));
   if (trace_on()) [[unlikely]] trace_spawn(f);
   if (is_main) main_fiber_ = f;
   // Like Go's newproc: the newest fiber runs next on this worker, so a spawning loop that then
@@ -379,41 +385,52 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   return id;
 }
 
+Stack Scheduler::acquire_stack(Worker* w, std::size_t bytes) {
+  if (w == nullptr || bytes != default_stack_bytes_) return stacks_.allocate(bytes);
+  if (w->stack_cache_.empty()) stacks_.allocate_many(bytes, kStackBatch, w->stack_cache_);
+  const Stack st = w->stack_cache_.back();  // the most recently freed: its top page is warm
+  w->stack_cache_.pop_back();
+  return st;
+}
+
+void Scheduler::release_stack(Worker& w, const Stack& st) {
+  if (st.region != default_stack_bytes_) {
+    stacks_.release_many(&st, 1);
+    return;
+  }
+  if (w.stack_cache_.size() >= kStackCacheMax) {
+    // Hand the coldest (oldest) half to the pool in one batch, for workers that spawn more
+    // than they retire.
+    const auto half = static_cast<std::ptrdiff_t>(kStackCacheMax / 2);
+    stacks_.release_many(w.stack_cache_.data(), static_cast<std::size_t>(half));
+    w.stack_cache_.erase(w.stack_cache_.begin(), w.stack_cache_.begin() + half);
+  }
+  w.stack_cache_.push_back(st);
+}
+
+void Scheduler::free_fiber(Worker& w, Fiber* f) {
+  const Stack st = f->stack;
+  f->~Fiber();  // the record was on the stack: nothing below may touch f
+  release_stack(w, st);
+}
+
 void Scheduler::recycle(Worker& w, Fiber* f) {
   const bool was_main = f == main_fiber_;
   if (opts_.stack_high_water) record_high_water(f);
-  live_unregister(f);
   destroy_context(f->ctx);
-  const Stack st = f->stack;
-  f->~Fiber();  // the record was on the stack: nothing below may touch f
-  if (st.region == default_stack_bytes_ && w.stack_cache_.size() < kStackCacheMax) {
-    w.stack_cache_.push_back(st);
+  registry_.count_exit(w.index_);
+  if (f->registry_shard == registry_.shard_of_worker(w.index_)) {
+    registry_.remove(f);
+    free_fiber(w, f);
   } else {
-    stacks_.release(st);
+    registry_.mark_exited(f);
+    w.exited_elsewhere_.push_back(f);
+    if (w.exited_elsewhere_.size() >= kExitedBatch) w.flush_exited();
   }
   if (was_main) {
     main_fiber_ = nullptr;
     stop();
   }
-}
-
-void Scheduler::live_register(Fiber* f) {
-  live_.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lock(live_mu_);
-  f->prev_live = nullptr;
-  f->next_live = live_head_;
-  if (live_head_ != nullptr) live_head_->prev_live = f;
-  live_head_ = f;
-}
-
-void Scheduler::live_unregister(Fiber* f) {
-  {
-    std::lock_guard lock(live_mu_);
-    if (f->prev_live != nullptr) f->prev_live->next_live = f->next_live;
-    else live_head_ = f->next_live;
-    if (f->next_live != nullptr) f->next_live->prev_live = f->prev_live;
-  }
-  live_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 namespace {
@@ -696,7 +713,7 @@ int num_workers() noexcept {
 
 std::int64_t num_fibers() noexcept {
   auto* s = detail::current_scheduler();
-  return s == nullptr ? 0 : s->live_.load(std::memory_order_relaxed);
+  return s == nullptr ? 0 : s->registry_.live();
 }
 
 }  // namespace spindle

@@ -30,6 +30,7 @@
 #include "fiber/fiber.hpp"
 #include "fiber/stack.hpp"
 #include "net/poller.hpp"
+#include "sched/fiber_registry.hpp"
 #include "sched/run_queue.hpp"
 #include "time/timer_heap.hpp"
 
@@ -71,6 +72,10 @@ class Worker {
   bool fifo_next_ = false;   // the last fiber yielded: pick the oldest next
   std::uint64_t rng_;
   std::vector<Stack> stack_cache_;  // default-size stacks (each with room for its record) recycled here
+  // Fibers that finished here but were registered by another worker: unregistered in batches
+  // (fiber_registry.hpp), their stacks reused only after that.
+  std::vector<Fiber*> exited_elsewhere_;
+  void flush_exited();
   std::thread thread_;
 
  private:
@@ -106,8 +111,12 @@ class Scheduler {
   void start_workers();     // threads for workers 1..N-1; worker 0 is the caller of run()
   void stop();              // wakes every worker; loops exit
 
-  // The fiber's stack and record go back to the pool.
+  // A fiber finished on w: unregister it and recycle its stack (maybe later, in a batch).
   void recycle(Worker& w, Fiber* f);
+  // Its record destroyed, its stack back to w's cache (or the pool, in batches).
+  void free_fiber(Worker& w, Fiber* f);
+  void release_stack(Worker& w, const Stack& st);
+  Stack acquire_stack(Worker* w, std::size_t bytes);
 
   // Global queue.
   void global_push(Fiber* f);
@@ -139,9 +148,6 @@ class Scheduler {
   void paint_stack(Fiber* f);
   void record_high_water(Fiber* f);
 
-  void live_register(Fiber* f);
-  void live_unregister(Fiber* f);
-
   const Options opts_;
   std::size_t default_stack_bytes_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -159,10 +165,7 @@ class Scheduler {
   std::atomic<bool> stopping_{false};
 
   // Live fibers, for num_fibers(), dumps and leak checks.
-  std::mutex live_mu_;
-  Fiber* live_head_ = nullptr;
-  std::atomic<std::int64_t> live_{0};
-  std::atomic<std::uint64_t> spawned_{0};
+  FiberRegistry registry_;
 
   Fiber* main_fiber_ = nullptr;
   std::atomic<bool> main_done_{false};

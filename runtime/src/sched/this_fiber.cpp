@@ -45,7 +45,7 @@ void set_name(std::string_view name) noexcept {
   detail::Fiber* f = detail::current_fiber();
   if (f == nullptr) return;
   const std::size_t n = std::min(name.size(), sizeof f->name - 1);
-  std::lock_guard lock(detail::current_scheduler()->live_mu_);  // dumps read names under it
+  std::lock_guard lock(detail::current_scheduler()->registry_.lock_of(f));  // dumps read names under it
   if (n > 0) std::memcpy(f->name, name.data(), n);
   f->name[n] = '\0';
   if (detail::trace_on()) [[unlikely]] detail::trace_rename(f);
