@@ -19,8 +19,10 @@ constexpr std::size_t kCanaryZone = 16;  // top bytes of each region kept for th
 // left out to keep well inside vm.max_map_count.
 constexpr std::size_t kMaxSlabGuards = 65536 / 2 / 2;
 
-void write_canary(const Stack& s) noexcept {
-  if (s.canary != nullptr) std::memcpy(s.canary, &kStackCanary, sizeof kStackCanary);
+void write_canary_once(Stack& s) noexcept {
+  if (!s.canary_unwritten) return;
+  std::memcpy(s.canary, &kStackCanary, sizeof kStackCanary);
+  s.canary_unwritten = false;
 }
 }  // namespace
 
@@ -45,23 +47,28 @@ bool Stack::canary_intact() const noexcept {
 
 Stack StackPool::allocate(std::size_t usable) {
   const std::size_t size = round_size(usable);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   SizeClass& cls = size_class(size);
   if (cls.free.empty()) carve_slab(cls, /*guarded=*/live_guarded_ < max_guarded_);
   Stack s = cls.free.back();
   cls.free.pop_back();
+  lock.unlock();
+  write_canary_once(s);
   return s;
 }
 
 void StackPool::allocate_many(std::size_t usable, std::size_t n, std::vector<Stack>& out) {
   const std::size_t size = round_size(usable);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   SizeClass& cls = size_class(size);
   while (cls.free.size() < n) carve_slab(cls, /*guarded=*/live_guarded_ < max_guarded_);
   // The free list's back is the warmest: it goes to out's back, which is taken first.
   const auto first = cls.free.end() - static_cast<std::ptrdiff_t>(n);
+  const std::size_t from = out.size();
   out.insert(out.end(), first, cls.free.end());
   cls.free.erase(first, cls.free.end());
+  lock.unlock();
+  for (std::size_t i = from; i < out.size(); ++i) write_canary_once(out[i]);
 }
 
 void StackPool::release_many(const Stack* stacks, std::size_t n) noexcept {
@@ -115,11 +122,11 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
         s.guard = base;  // the slab's guard page lies just below
       } else {
         s.canary = s.lo - kCanaryZone;
-        // Written once: only this stack's own fiber can overwrite it (by overflowing), and a
-        // clobbered canary ends the process, so a reused stack's canary is still intact.
-        // Rewriting it at every reuse cost the spawning worker a miss on a line the worker
-        // that checks it at exit then had to fetch back.
-        write_canary(s);
+        // Written once, at the first allocation: only this stack's own fiber can overwrite it
+        // (by overflowing), and a clobbered canary ends the process, so a reused stack's canary
+        // is still intact. Rewriting it at every reuse cost the spawning worker a miss on a
+        // line that the worker checking it at exit then had to fetch back.
+        s.canary_unwritten = true;
       }
     }
     cls.free.push_back(s);

@@ -28,6 +28,9 @@ struct Stack {
   // whenever that region is in use), so checking it touches no extra page of this stack; an
   // overflow crosses it first. Null for guarded stacks (the guard page catches overflows).
   char* canary = nullptr;
+  // Set on a stack just carved: its canary is written by the first allocation, outside the
+  // pool's lock (the write is the first touch of a page: a fault, too slow to hold a lock over).
+  bool canary_unwritten = false;
   std::size_t region = 0;    // the size class: bytes from lo to the next stack's lo
   [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(hi - lo); }
   [[nodiscard]] bool canary_intact() const noexcept;
