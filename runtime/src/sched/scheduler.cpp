@@ -32,6 +32,7 @@ constexpr std::size_t kStackBatch = 32;
 constexpr std::size_t kExitedBatch = 32;  // fibers unregistered elsewhere per batch
 constexpr std::uint64_t kGlobalFairnessTick = 61;  // Go: check the global queue every 61 ticks
 constexpr auto kRunNextPoll = std::chrono::microseconds(500);
+constexpr auto kIdleSpin = std::chrono::microseconds(20);  // see Worker::spin_for_work
 
 int default_worker_count(const Options& opts) {
   if (opts.workers > 0) return opts.workers;
@@ -199,8 +200,27 @@ Fiber* Worker::find_runnable() {
       for (int round = 0; round < kStealRounds; ++round) {
         if (Fiber* f = steal(/*steal_run_next=*/false)) return found(f);
       }
+      // Keep looking for a few microseconds before sleeping. Communicating fibers on two
+      // workers make each run dry and get fed again within microseconds; a futex sleep and
+      // wake-up costs both sides more than that (select over unbuffered channels spent a
+      // quarter of its time in the kernel). While this worker spins, nobody wakes another.
+      if (Fiber* f = spin_for_work()) return found(f);
     }
     if (!sleep_idle()) return nullptr;
+  }
+}
+
+Fiber* Worker::spin_for_work() {
+  if (sched_.workers_.size() <= 1) return nullptr;  // nobody else can make work appear here
+  const TimePoint until = Clock::now() + kIdleSpin;
+  for (int i = 0;; ++i) {
+    for (int k = 0; k < 32; ++k) spin_pause();
+    if (!sched_.global_empty()) {
+      if (Fiber* f = sched_.global_pop(*this)) return f;
+    }
+    if (Fiber* f = steal(/*steal_run_next=*/false)) return f;
+    if (sched_.stopping_.load(std::memory_order_relaxed)) return nullptr;
+    if (i % 8 == 7 && Clock::now() >= until) return nullptr;
   }
 }
 

@@ -10,7 +10,9 @@
 // half from a random victim; run_next only on the last round); then it sleeps.
 //
 // Idle protocol (after Go's spinning-M protocol, proc.go): at most half of the busy workers spin
-// looking for work; a fiber made runnable wakes an idle worker only when no worker is spinning.
+// looking for work (for ~20 us, Worker::spin_for_work, before they sleep: a futex sleep and
+// wake-up costs more than the gaps between bursts of communicating fibers); a fiber made
+// runnable wakes an idle worker only when no worker is spinning.
 // A worker about to sleep first publishes itself idle, then re-checks every queue and the
 // timers, so work submitted concurrently is either seen by the re-check or sees the idle worker
 // and wakes it (all these operations are seq_cst: the store-load pairs must not reorder). A lost
@@ -81,6 +83,7 @@ class Worker {
  private:
   Fiber* find_runnable();
   Fiber* steal(bool steal_run_next);
+  Fiber* spin_for_work();
   void stop_spinning(bool found_work);
   void run(Fiber* f);
   void after_switch(Fiber* f);
