@@ -44,5 +44,22 @@ TEST(LeakCheck, AbandonedFibersAreCountedAndDumped) {
       ::testing::ExitedWithCode(0), "abandoned 1\n(.|\n)*\"forgotten\" \\[chan");
 }
 
+TEST(LeakCheck, AbandonedUnstartedFibersAreCountedAndDumped) {
+  // Fibers spawned past the backlog wait without a stack; abandoned before their first run,
+  // they are reported like any other (and their records freed: ASan's leak check runs here).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        const auto before = abandoned_fibers_total();
+        run(Options{.workers = 1}, [] {
+          for (int i = 0; i < 5000; ++i) go(SpawnOptions{.name = "never-started"}, [] {});
+        });
+        std::fprintf(stderr, "abandoned %lld\n%s", static_cast<long long>(abandoned_fibers_total() - before),
+                     last_abandoned_dump().c_str());
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "abandoned 5000\n(.|\n)*\"never-started\" \\[running");
+}
+
 }  // namespace
 }  // namespace spindle

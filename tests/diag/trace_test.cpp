@@ -126,6 +126,9 @@ FIBER_TEST(Trace, PingPongTraceIsValidChromeTraceJson) {
   trace::start(path);
   EXPECT_TRUE(trace::recording());
   const auto [ping_id, pong_id] = ping_pong(40);
+  // wg.wait() returns once they called done(); their exits are traced as they leave, which
+  // num_fibers() counts after: wait for that, or stop() may come first.
+  ASSERT_TRUE(testing::wait_other_fibers_at_most(0));
   const trace::Summary sum = trace::stop();
   EXPECT_FALSE(trace::recording());
   EXPECT_EQ(sum.path, path);

@@ -1,8 +1,14 @@
 // Spawning and running fibers: every fiber runs exactly once, at every worker count.
+#include <unistd.h>
+
+#include <array>
 #include <atomic>
+#include <cstdio>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include <spindle/debug.hpp>
 #include <spindle/errors.hpp>
 #include <spindle/runtime.hpp>
 #include <spindle/this_fiber.hpp>
@@ -110,6 +116,61 @@ FIBER_TEST(Spawn, LargeStackOnRequest) {
   });
   done.wait();
   EXPECT_NE(total, 0);
+}
+
+// A spawning loop that outruns its worker leaves later fibers unstarted, without a stack until
+// their first run (Scheduler::new_unstarted). They must run exactly once with their callable,
+// arguments, name and stack size intact, and be listed while they wait.
+FIBER_TEST_AT(Spawn, BackloggedSpawnsKeepCallablesArgumentsAndNames, 1) {
+  constexpr int kFibers = 20'000;  // far past the backlog (a full ring and 1,024 queued globally)
+  auto seen = std::make_unique<int[]>(kFibers);
+  auto names_ok = std::make_unique<bool[]>(kFibers);
+  testing::ParkLatch done(kFibers);
+  for (int i = 0; i < kFibers; ++i) {
+    std::array<char, 200> big{};  // a large capture, moved twice (into the record, onto the stack)
+    big[199] = static_cast<char>(i % 100);
+    const std::string name = "backlog-" + std::to_string(i);
+    go(SpawnOptions{.name = name, .stack_size = i % 2 == 0 ? std::size_t{0} : std::size_t{64 * 1024}},
+       [&, i, big](std::unique_ptr<int> arg) {
+         seen[i] = *arg + (big[199] == static_cast<char>(i % 100) ? 0 : 1'000'000);
+         names_ok[i] = this_fiber::name() == "backlog-" + std::to_string(i);
+         if (i % 2 == 1) {
+           volatile char deep[48 * 1024];  // only fits the larger stack it asked for
+           deep[0] = 1;
+           deep[sizeof deep - 1] = deep[0];
+         }
+         done.count_down();
+       },
+       std::make_unique<int>(i));
+  }
+  EXPECT_EQ(num_fibers(), kFibers + 1);
+  const std::string dump = fiber_dump();
+  EXPECT_NE(dump.find("\"backlog-19999\""), std::string::npos);
+  done.wait();
+  int wrong = 0;
+  for (int i = 0; i < kFibers; ++i) wrong += seen[i] != i || !names_ok[i];
+  EXPECT_EQ(wrong, 0);
+}
+
+// Queued, unstarted fibers cost a small record each, not a resident stack page each.
+TEST(Spawn, BackloggedSpawnsDoNotTouchAStackPageEach) {
+  auto resident_bytes = [] {
+    long pages = 0, resident = 0;
+    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+      std::fclose(f);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
+  };
+  constexpr int kFibers = 100'000;  // 400 MB of stack pages if each queued fiber touched one
+  run(Options{.workers = 1}, [&] {
+    const long before = resident_bytes();
+    testing::ParkLatch done(kFibers);
+    for (int i = 0; i < kFibers; ++i) go([&] { done.count_down(); });
+    const long grown = resident_bytes() - before;
+    EXPECT_LT(grown, 100L << 20) << "queued fibers grew the resident set by " << (grown >> 20) << " MiB";
+    done.wait();
+  });
 }
 
 FIBER_TEST(Spawn, NumFibersCountsLiveFibers) {

@@ -51,6 +51,14 @@ void FiberRegistry::remove(Fiber* f) noexcept {
   unlink(s, f);
 }
 
+void FiberRegistry::replace(Fiber* from, Fiber* to) noexcept {
+  Shard& s = *shards_[from->registry_shard];
+  to->registry_shard = from->registry_shard;
+  to->registry_slot = from->registry_slot;
+  std::lock_guard lock(s.mu);
+  s.slots[from->registry_slot] = to;
+}
+
 void FiberRegistry::remove_batch(Fiber** fs, std::size_t n) noexcept {
   // Grouped by shard: one lock per shard per batch.
   std::sort(fs, fs + n, [](const Fiber* a, const Fiber* b) { return a->registry_shard < b->registry_shard; });

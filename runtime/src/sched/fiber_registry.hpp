@@ -48,6 +48,8 @@ class FiberRegistry {
   void count_exit(int worker) noexcept;
   void mark_exited(Fiber* f) noexcept { f->exited.store(true, std::memory_order_release); }
   void remove(Fiber* f) noexcept;
+  // `to` takes over `from`'s registration (a fiber whose record moved when it first started).
+  void replace(Fiber* from, Fiber* to) noexcept;
   // Unregisters fibers of any shards, one lock per shard (reorders fs).
   void remove_batch(Fiber** fs, std::size_t n) noexcept;
 

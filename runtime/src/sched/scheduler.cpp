@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include <spindle/debug.hpp>
@@ -30,6 +31,9 @@ constexpr std::size_t kStackCacheMax = 128;  // per-worker recycled stacks (empi
 // and a lock per stack made the pool's mutex the bottleneck of spawn+join.
 constexpr std::size_t kStackBatch = 32;
 constexpr std::size_t kExitedBatch = 32;  // fibers unregistered elsewhere per batch
+// Fibers queued globally from which a spawn on a worker with a half-full ring leaves the new
+// fiber without a stack until it first runs (Scheduler::spawn, new_unstarted).
+constexpr std::size_t kUnstartedBacklog = 1024;
 constexpr std::uint64_t kGlobalFairnessTick = 61;  // Go: check the global queue every 61 ticks
 constexpr auto kRunNextPoll = std::chrono::microseconds(500);
 constexpr auto kIdleSpin = std::chrono::microseconds(20);  // see Worker::spin_for_work
@@ -109,6 +113,7 @@ void Worker::loop() {
 }
 
 void Worker::run(Fiber* f) {
+  if (f->stack.lo == nullptr) [[unlikely]] f = sched_.start_unstarted(*this, f);
   current_.store(f, std::memory_order_relaxed);
   f->last_worker = index_;
   ++tick_;
@@ -347,6 +352,10 @@ Scheduler::~Scheduler() {
   // (Every worker flushed its exited fibers when its loop ended: all registered ones are live.)
   registry_.for_each_registered_unlocked([](Fiber* f) {
     if (f->exited.load(std::memory_order_relaxed)) return;
+    if (f->stack.lo == nullptr) {  // never started: free its record (its callable never ran)
+      delete_unstarted(f);
+      return;
+    }
     destroy_context(f->ctx);
     f->~Fiber();  // its memory is its stack's, unmapped with the StackPool
   });
@@ -375,12 +384,32 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
       opts.stack_size == 0 ? default_stack_bytes_ : StackPool::round_size(opts.stack_size);
   Worker* w = current_worker();
   if (w != nullptr && &w->sched_ != this) w = nullptr;
-  const Stack st = acquire_stack(w, bytes);
+  const std::uint64_t id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  // When this worker's ring is half full and the global queue long, the other workers are not
+  // keeping up and this fiber will not run soon: it waits without a stack (new_unstarted), so a
+  // loop spawning faster than fibers finish costs a small record per fiber, not a resident page
+  // (1M spawns queued on one worker held 4 GB, and took as many page faults).
+  const bool backlog = w != nullptr && !is_main && fn.align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__ &&
+                       w->runq_.size() >= RunQueue::kSize / 2 &&
+                       global_size_.load(std::memory_order_relaxed) >= kUnstartedBacklog;
+  Fiber* f = backlog ? new_unstarted(bytes, fn, id) : place_on_stack(acquire_stack(w, bytes), fn, id);
+  const std::size_t name_len = std::min(opts.name.size(), sizeof f->name - 1);
+  if (name_len > 0) std::memcpy(f->name, opts.name.data(), name_len);
+  f->spawn_site = opts.where;
+  registry_.add(f, registry_.shard_of_worker(w != nullptr ? w->index_ : -1));
+  if (trace_on()) [[unlikely]] trace_spawn(f);
+  if (is_main) main_fiber_ = f;
+  // Like Go's newproc: the newest fiber runs next on this worker, so a spawning loop that then
+  // waits runs its children depth-first-ish, keeping few stacks live and caches warm.
+  enqueue(f, /*next=*/w != nullptr && w->current_.load(std::memory_order_relaxed) != nullptr);
+  return id;
+}
+
+Fiber* Scheduler::place_on_stack(const Stack& st, const Callable& fn, std::uint64_t id) {
   // The record lives at the top of the fiber's own stack, the callable just below it: a parked
   // fiber whose frames are shallow costs one resident page and nothing else (Boost.Context's
   // preallocated control block does the same). Both come and go with the stack. The offset
   // from the top is coloured by id (fiber.hpp).
-  const std::uint64_t id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
   char* record = align_down(st.hi - sizeof(Fiber) - (id % kRecordColours) * kCacheLine, kCacheLine);
   char* callable = align_down(record - fn.size, std::max<std::size_t>(fn.align, 16));
   char* frames_top = align_down(callable, kCacheLine);
@@ -391,18 +420,39 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   f->fn.src = callable;
   f->stack = st;
   f->id = id;
-  const std::size_t name_len = std::min(opts.name.size(), sizeof f->name - 1);
-  if (name_len > 0) std::memcpy(f->name, opts.name.data(), name_len);
-  f->spawn_site = opts.where;
   make_context(f->ctx, st.lo, frames_top, &fiber_main);
   if (opts_.stack_high_water) paint_stack(f);
-  registry_.add(f, registry_.shard_of_worker(w != nullptr ? w->index_ : -1));
-  if (trace_on()) [[unlikely]] trace_spawn(f);
-  if (is_main) main_fiber_ = f;
-  // Like Go's newproc: the newest fiber runs next on this worker, so a spawning loop that then
-  // waits runs its children depth-first-ish, keeping few stacks live and caches warm.
-  enqueue(f, /*next=*/w != nullptr && w->current_.load(std::memory_order_relaxed) != nullptr);
-  return id;
+  return f;
+}
+
+// An unstarted fiber: its record and callable in one heap block, no stack yet (stack.lo null,
+// stack.region the size it will get). Worker::run gives it a stack just before its first switch
+// (start_unstarted), by when the worker's cache usually holds a warm one.
+Fiber* Scheduler::new_unstarted(std::size_t stack_bytes, const Callable& fn, std::uint64_t id) {
+  const std::size_t callable_at = (sizeof(Fiber) + fn.align - 1) / fn.align * fn.align;
+  char* block = static_cast<char*>(::operator new(callable_at + fn.size));
+  auto* f = ::new (block) Fiber();
+  fn.move_to(block + callable_at, fn.src);
+  f->fn = fn;
+  f->fn.src = block + callable_at;
+  f->stack.region = stack_bytes;
+  f->id = id;
+  return f;
+}
+
+void Scheduler::delete_unstarted(Fiber* f) noexcept {
+  f->~Fiber();
+  ::operator delete(static_cast<void*>(f));
+}
+
+Fiber* Scheduler::start_unstarted(Worker& w, Fiber* pending) {
+  Fiber* f = place_on_stack(acquire_stack(&w, pending->stack.region), pending->fn, pending->id);
+  pending->fn.destroy(pending->fn.src);  // moved from
+  std::memcpy(f->name, pending->name, sizeof f->name);  // only the fiber itself renames it
+  f->spawn_site = pending->spawn_site;
+  registry_.replace(pending, f);
+  delete_unstarted(pending);
+  return f;
 }
 
 Stack Scheduler::acquire_stack(Worker* w, std::size_t bytes) {

@@ -120,6 +120,12 @@ class Scheduler {
   void free_fiber(Worker& w, Fiber* f);
   void release_stack(Worker& w, const Stack& st);
   Stack acquire_stack(Worker* w, std::size_t bytes);
+  // A fiber's record and callable, placed at the top of stack `st`, ready for its first switch.
+  Fiber* place_on_stack(const Stack& st, const Callable& fn, std::uint64_t id);
+  // Fibers spawned while their worker has a backlog wait for their first run without a stack.
+  static Fiber* new_unstarted(std::size_t stack_bytes, const Callable& fn, std::uint64_t id);
+  static void delete_unstarted(Fiber* f) noexcept;
+  Fiber* start_unstarted(Worker& w, Fiber* pending);  // the started fiber replaces `pending`
 
   // Global queue.
   void global_push(Fiber* f);
