@@ -80,9 +80,11 @@ RuntimeStats runtime_stats() noexcept {
   r.workers = static_cast<int>(s->workers_.size());
   r.live_fibers = s->registry_.live();
   r.spawned = s->registry_.spawned();
-  for (auto& w : s->workers_) r.context_switches += w->switches_.load(std::memory_order_relaxed);
+  for (auto& w : s->workers_) {
+    r.context_switches += w->switches_.load(std::memory_order_relaxed);
+    r.parks += w->parks_.load(std::memory_order_relaxed);
+  }
   r.steals = s->steals_.load(std::memory_order_relaxed);
-  r.parks = s->parks_.load(std::memory_order_relaxed);
   r.timers_fired = s->timers_fired_.load(std::memory_order_relaxed);
   r.idle_sleeps = s->idle_sleeps_.load(std::memory_order_relaxed);
   return r;

@@ -69,6 +69,7 @@ class Worker {
   RunQueue runq_;
   std::uint64_t tick_ = 0;   // fibers run so far (victims' progress, for run_next stealing)
   std::atomic<std::uint64_t> switches_{0};
+  std::atomic<std::uint64_t> parks_{0};  // per worker: a shared counter bounced between cores
   std::atomic<std::uint32_t> wake_word_{0};  // futex: 1 = woken
   bool spinning_ = false;
   bool fifo_next_ = false;   // the last fiber yielded: pick the oldest next
@@ -191,7 +192,6 @@ class Scheduler {
 
   // Counters (relaxed; read with stats()).
   std::atomic<std::uint64_t> steals_{0};
-  std::atomic<std::uint64_t> parks_{0};
   std::atomic<std::uint64_t> timers_fired_{0};
   std::atomic<std::uint64_t> idle_sleeps_{0};
 
