@@ -391,10 +391,11 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   // keeping up and this fiber will not run soon: it waits without a stack (new_unstarted), so a
   // loop spawning faster than fibers finish costs a small record per fiber, not a resident page
   // (1M spawns queued on one worker held 4 GB, and took as many page faults).
-  const bool backlog = w != nullptr && !is_main && fn.align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__ &&
+  const bool backlog = w != nullptr && !is_main && fn.align <= UnstartedArena::kAlign &&
                        w->runq_.size() >= RunQueue::kSize / 2 &&
                        global_size_.load(std::memory_order_relaxed) >= kUnstartedBacklog;
-  Fiber* f = backlog ? new_unstarted(bytes, fn, id) : place_on_stack(acquire_stack(w, bytes), fn, id);
+  Fiber* f = backlog ? new_unstarted(*w, bytes, fn, id) : nullptr;
+  if (f == nullptr) f = place_on_stack(acquire_stack(w, bytes), fn, id);
   const std::size_t name_len = std::min(opts.name.size(), sizeof f->name - 1);
   if (name_len > 0) std::memcpy(f->name, opts.name.data(), name_len);
   f->spawn_site = opts.where;
@@ -427,12 +428,15 @@ Fiber* Scheduler::place_on_stack(const Stack& st, const Callable& fn, std::uint6
   return f;
 }
 
-// An unstarted fiber: its record and callable in one heap block, no stack yet (stack.lo null,
-// stack.region the size it will get). Worker::run gives it a stack just before its first switch
-// (start_unstarted), by when the worker's cache usually holds a warm one.
-Fiber* Scheduler::new_unstarted(std::size_t stack_bytes, const Callable& fn, std::uint64_t id) {
+// An unstarted fiber: its record and callable in one block of the worker's UnstartedArena, no
+// stack yet (stack.lo null, stack.region the size it will get). Worker::run gives it a stack just
+// before its first switch (start_unstarted), by when the worker's cache usually holds a warm one.
+// Null when the callable is too large for the arena.
+Fiber* Scheduler::new_unstarted(Worker& w, std::size_t stack_bytes, const Callable& fn, std::uint64_t id) {
+  static_assert(alignof(Fiber) <= UnstartedArena::kAlign);
   const std::size_t callable_at = (sizeof(Fiber) + fn.align - 1) / fn.align * fn.align;
-  char* block = static_cast<char*>(::operator new(callable_at + fn.size));
+  auto* block = static_cast<char*>(w.unstarted_arena_.allocate(callable_at + fn.size));
+  if (block == nullptr) return nullptr;
   auto* f = ::new (block) Fiber();
   fn.move_to(block + callable_at, fn.src);
   f->fn = fn;
@@ -444,7 +448,7 @@ Fiber* Scheduler::new_unstarted(std::size_t stack_bytes, const Callable& fn, std
 
 void Scheduler::delete_unstarted(Fiber* f) noexcept {
   f->~Fiber();
-  ::operator delete(static_cast<void*>(f));
+  UnstartedArena::release(f);
 }
 
 Fiber* Scheduler::start_unstarted(Worker& w, Fiber* pending) {

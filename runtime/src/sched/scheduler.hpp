@@ -34,6 +34,7 @@
 #include "net/poller.hpp"
 #include "sched/fiber_registry.hpp"
 #include "sched/run_queue.hpp"
+#include "sched/unstarted_arena.hpp"
 #include "time/timer_heap.hpp"
 
 namespace spindle::detail {
@@ -79,6 +80,7 @@ class Worker {
   // (fiber_registry.hpp), their stacks reused only after that.
   std::vector<Fiber*> exited_elsewhere_;
   void flush_exited();
+  UnstartedArena unstarted_arena_;  // records of fibers spawned here into a backlog
   std::thread thread_;
 
  private:
@@ -124,7 +126,7 @@ class Scheduler {
   // A fiber's record and callable, placed at the top of stack `st`, ready for its first switch.
   Fiber* place_on_stack(const Stack& st, const Callable& fn, std::uint64_t id);
   // Fibers spawned while their worker has a backlog wait for their first run without a stack.
-  static Fiber* new_unstarted(std::size_t stack_bytes, const Callable& fn, std::uint64_t id);
+  static Fiber* new_unstarted(Worker& w, std::size_t stack_bytes, const Callable& fn, std::uint64_t id);
   static void delete_unstarted(Fiber* f) noexcept;
   Fiber* start_unstarted(Worker& w, Fiber* pending);  // the started fiber replaces `pending`
 
