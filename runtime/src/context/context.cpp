@@ -20,10 +20,7 @@ std::atomic<std::int64_t> g_live_nodes{0};
 // A TimerNode may only be cancelled on the heap it was queued on. A context can outlive the
 // run() that armed its timer, and the next run's Scheduler may sit at the same address, so a
 // run is identified by its scheduler and its main fiber's id (unique for the process).
-std::uint64_t run_id(Scheduler* s) noexcept {
-  Fiber* main = s->main_fiber_;
-  return main == nullptr ? 0 : main->id;
-}
+std::uint64_t run_id(Scheduler* s) noexcept { return s->main_id_; }
 
 // True if n's deadline timer is queued on the running runtime's heap (and so will fire).
 bool timer_live(const ContextNode* n) noexcept {

@@ -401,7 +401,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   f->spawn_site = opts.where;
   registry_.add(f, registry_.shard_of_worker(w != nullptr ? w->index_ : -1));
   if (trace_on()) [[unlikely]] trace_spawn(f);
-  if (is_main) main_fiber_ = f;
+  if (is_main) main_id_ = id;
   // Like Go's newproc: the newest fiber runs next on this worker, so a spawning loop that then
   // waits runs its children depth-first-ish, keeping few stacks live and caches warm.
   enqueue(f, /*next=*/w != nullptr && w->current_.load(std::memory_order_relaxed) != nullptr);
@@ -491,7 +491,7 @@ void Scheduler::free_fiber(Worker& w, Fiber* f) {
 }
 
 void Scheduler::recycle(Worker& w, Fiber* f) {
-  const bool was_main = f == main_fiber_;
+  const bool was_main = f->id == main_id_;
   if (opts_.stack_high_water) record_high_water(f);
   destroy_context(f->ctx);
   registry_.count_exit(w.index_);
@@ -503,10 +503,7 @@ void Scheduler::recycle(Worker& w, Fiber* f) {
     w.exited_elsewhere_.push_back(f);
     if (w.exited_elsewhere_.size() >= kExitedBatch) w.flush_exited();
   }
-  if (was_main) {
-    main_fiber_ = nullptr;
-    stop();
-  }
+  if (was_main) stop();
 }
 
 namespace {

@@ -179,7 +179,9 @@ class Scheduler {
   // Live fibers, for num_fibers(), dumps and leak checks.
   FiberRegistry registry_;
 
-  Fiber* main_fiber_ = nullptr;
+  // The main fiber's id: set before the workers start, never changed (a run's identity too:
+  // ids are unique in the process).
+  std::uint64_t main_id_ = 0;
   std::atomic<bool> main_done_{false};
 
   std::mutex netpoller_mu_;
