@@ -2,7 +2,9 @@
 
 #include <sys/mman.h>
 
+#include <mutex>
 #include <new>
+#include <vector>
 
 namespace spindle::detail {
 namespace {
@@ -10,6 +12,32 @@ namespace {
 // Each block is preceded by its chunk's address, so release() needs no lookup.
 constexpr std::size_t kHeader = UnstartedArena::kAlign;
 constexpr std::size_t kFirstBlock = 64;  // the chunk header's cache line is its own
+
+// Empty chunks kept for reuse (process-wide: a chunk empties on whichever worker frees its last
+// record, and should serve whichever worker spawns next).
+constexpr std::size_t kCachedChunksMax = 256;  // 8 MiB
+std::mutex g_cache_mu;
+std::vector<void*>* g_cache = nullptr;  // never destroyed: chunks may be released at exit
+
+void* take_cached_chunk() noexcept {
+  std::lock_guard lock(g_cache_mu);
+  if (g_cache == nullptr || g_cache->empty()) return nullptr;
+  void* p = g_cache->back();
+  g_cache->pop_back();
+  return p;
+}
+
+bool cache_chunk(void* p) noexcept {
+  std::lock_guard lock(g_cache_mu);
+  if (g_cache == nullptr) {
+    g_cache = new (std::nothrow) std::vector<void*>();
+    if (g_cache == nullptr) return false;
+    g_cache->reserve(kCachedChunksMax);
+  }
+  if (g_cache->size() >= kCachedChunksMax) return false;
+  g_cache->push_back(p);  // reserved: cannot throw
+  return true;
+}
 
 std::size_t round_up(std::size_t n) noexcept {
   return (n + UnstartedArena::kAlign - 1) / UnstartedArena::kAlign * UnstartedArena::kAlign;
@@ -25,9 +53,12 @@ void* UnstartedArena::allocate(std::size_t bytes) {
   const std::size_t need = kHeader + round_up(bytes);
   if (need > kChunkBytes - kFirstBlock) return nullptr;
   if (current_ == nullptr || static_cast<std::size_t>(end_ - bump_) < need) {
-    void* p = ::mmap(nullptr, kChunkBytes, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
+    void* p = take_cached_chunk();
+    if (p == nullptr) {
+      p = ::mmap(nullptr, kChunkBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+    }
     if (current_ != nullptr) unref(current_);  // its last record's release unmaps it
     current_ = ::new (p) Chunk{{1}};
     bump_ = static_cast<char*>(p) + kFirstBlock;
@@ -48,7 +79,7 @@ void UnstartedArena::unref(Chunk* c) noexcept {
   // acq_rel: every use of the chunk's blocks happens before the unmap by the last one out.
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     c->~Chunk();
-    ::munmap(c, kChunkBytes);
+    if (!cache_chunk(c)) ::munmap(c, kChunkBytes);
   }
 }
 
