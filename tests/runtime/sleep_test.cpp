@@ -66,7 +66,9 @@ FIBER_TEST(Sleep, ShortSleepIsNotHeldUpByALongOne) {
   go([&] {});  // noise
   const auto start = Clock::now();
   this_fiber::sleep_for(2ms);
-  if (Clock::now() - start < 150ms) EXPECT_FALSE(long_done.load());
+  if (Clock::now() - start < 150ms) {
+    EXPECT_FALSE(long_done.load());
+  }
   done.wait();
   EXPECT_TRUE(long_done.load());
 }

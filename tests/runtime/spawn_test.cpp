@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <spindle/chan.hpp>
 #include <spindle/debug.hpp>
 #include <spindle/errors.hpp>
 #include <spindle/runtime.hpp>
@@ -172,6 +173,29 @@ TEST(Spawn, BackloggedSpawnsDoNotTouchAStackPageEach) {
     EXPECT_LT(grown, 100L << 20) << "queued fibers grew the resident set by " << (grown >> 20) << " MiB";
     done.wait();
   });
+}
+
+// skynet as the benchmark runs it: leaves park as senders on unbuffered channels and are handed
+// off one by one, so a worker's ring stays full while fibers also wait globally. Every fiber
+// must still run (a global-queue pop that overfilled a full ring once lost fibers here).
+void skynet_over_channels(Chan<long long> out, long long num, long long size) {
+  if (size == 1) {
+    out.send(num);
+    return;
+  }
+  Chan<long long> results(0);
+  const long long step = size / 10;
+  for (int i = 0; i < 10; ++i) go([results, num, step, i] { skynet_over_channels(results, num + i * step, step); });
+  long long sum = 0;
+  for (int i = 0; i < 10; ++i) sum += *results.recv();
+  out.send(sum);
+}
+
+FIBER_TEST(Spawn, SkynetOverChannelsLosesNoFiber) {
+  constexpr long long kLeaves = testing::scaled(1'000'000, 100'000, 10'000);
+  Chan<long long> out(0);
+  go([out] { skynet_over_channels(out, 0, kLeaves); });
+  EXPECT_EQ(*out.recv(), kLeaves * (kLeaves - 1) / 2);
 }
 
 FIBER_TEST(Spawn, NumFibersCountsLiveFibers) {

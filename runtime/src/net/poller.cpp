@@ -194,7 +194,7 @@ int Netpoller::poll(TimePoint deadline) {
     d->mu.unlock();
     for (Waiter* w : wake) {
       if (w != nullptr) {
-        w->ready();
+        w->ready(Waiter::Order::fifo);
         ++readied;
       }
     }

@@ -55,18 +55,22 @@ WakeReason park_thread(Waiter& w, const ParkOptions& opts) {
 
 Waiter::Waiter() noexcept : fiber_(current_fiber()) {}
 
-void Waiter::ready() noexcept {
+void Waiter::ready(Order order) noexcept {
   if (fiber_ != nullptr) {
     Scheduler* s = current_scheduler();
+    auto make_runnable = [&] {
+      if (order == Order::fifo) s->ready_fifo(fiber_);
+      else s->ready(fiber_, /*next=*/true);
+    };
     if (current_worker() != nullptr) {
-      s->ready(fiber_, /*next=*/true);
+      make_runnable();
       return;
     }
     // A thread outside the runtime: the fiber it readies may end the program while this thread
     // is still inside ready(); run_main() waits for outside wakers before freeing the scheduler
     // (the decrement is this thread's last access to it).
     s->outside_wakers_.fetch_add(1, std::memory_order_seq_cst);
-    s->ready(fiber_, /*next=*/true);
+    make_runnable();
     s->outside_wakers_.fetch_sub(1, std::memory_order_release);
     return;
   }

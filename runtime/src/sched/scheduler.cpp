@@ -193,8 +193,8 @@ Fiber* Worker::find_runnable() {
     if (sched_.check_timers() > 0) {
       if (Fiber* f = runq_.pop()) return found(f);
     }
-    if (sched_.poll_network()) {
-      if (Fiber* f = runq_.pop()) return found(f);
+    if (sched_.poll_network()) {  // it readies fibers to the global queue, in order
+      if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
     if (!spinning_) {
       const int busy = static_cast<int>(sched_.workers_.size()) - sched_.nidle_.load(std::memory_order_seq_cst);
@@ -508,12 +508,21 @@ void Scheduler::recycle(Worker& w, Fiber* f) {
 
 namespace {
 
-[[gnu::always_inline]] inline void ready_body(Scheduler& sched, Fiber* f, bool next) {
+// `fifo`: to the global queue's tail (Scheduler::ready_fifo) instead of the caller's worker.
+[[gnu::always_inline]] inline void ready_body(Scheduler& sched, Fiber* f, bool next, bool fifo = false) {
   ParkState s = f->park_state.load(std::memory_order_acquire);
   for (;;) {
     if (s == ParkState::parked) {
       if (f->park_state.compare_exchange_weak(s, ParkState::running, std::memory_order_acq_rel)) {
-        sched.enqueue(f, next);
+        if (fifo) {
+          sched.global_push(f);
+          // In force-migration mode only another worker may take it: wake them all, or the one
+          // woken may be the only one refusing it (as enqueue() does).
+          if (sched.opts_.force_migration && sched.workers_.size() > 1) sched.wake_all_idle_workers();
+          else sched.wake_idle_worker();
+        } else {
+          sched.enqueue(f, next);
+        }
         return;
       }
     } else if (s == ParkState::running) {
@@ -533,6 +542,13 @@ namespace {
 }
 
 }  // namespace
+
+void Scheduler::ready_fifo(Fiber* f) {
+  if (trace_on()) [[unlikely]] trace_wake(f);
+  // A fiber still parking is requeued by its worker once off its stack (after_switch), next on
+  // that worker: it had only just parked, nothing readied since can be older.
+  ready_body(*this, f, /*next=*/false, /*fifo=*/true);
+}
 
 void Scheduler::ready(Fiber* f, bool next) {
   // The traced path is a tail call: a call here would give the hot path a stack frame.
@@ -605,14 +621,18 @@ Fiber* Scheduler::global_pop(Worker& w) {
   }
   Fiber* first = global_.front();
   global_.pop_front();
-  // Take a fair share along, as Go's globrunqget does, so the next pops stay local.
+  // Take a fair share along, as Go's globrunqget does, so the next pops stay local. Pushed
+  // newest first, so that the ring's LIFO pops take them oldest first: the global queue is FIFO
+  // (fibers readied by the netpoller wait there in the order they became ready).
   std::size_t share = std::min<std::size_t>(global_.size() / workers_.size(), RunQueue::kSize / 2);
-  std::size_t moved = 0;
-  while (moved < share && w.runq_.push(global_.front())) {
-    global_.pop_front();
-    ++moved;
+  const std::uint32_t used = w.runq_.size();  // counts run_next too: the room is a lower bound
+  share = std::min<std::size_t>(share, used >= RunQueue::kSize ? 0 : RunQueue::kSize - used);
+  for (std::size_t i = share; i-- > 0;) {
+    // Only the owner pushes, thieves only take: the room cannot shrink under us.
+    if (!w.runq_.push(global_[i])) die_broken_invariant(global_[i], "a run queue lost its room");
   }
-  global_size_.fetch_sub(1 + moved, std::memory_order_seq_cst);
+  global_.erase(global_.begin(), global_.begin() + static_cast<std::ptrdiff_t>(share));
+  global_size_.fetch_sub(1 + share, std::memory_order_seq_cst);
   return first;
 }
 

@@ -103,6 +103,8 @@ class Scheduler {
   std::uint64_t spawn(const SpawnOptions& opts, const Callable& fn, bool is_main = false);
   // Make a parked fiber runnable. `next`: run it next on this worker (a hand-off).
   void ready(Fiber* f, bool next);
+  // Make a parked fiber runnable at the global queue's tail (Waiter::Order::fifo).
+  void ready_fifo(Fiber* f);
   std::atomic<int> outside_wakers_{0};  // threads outside the runtime inside Waiter::ready()
   // Queue a runnable fiber (on the calling worker if it is ours, else globally) and wake help.
   void enqueue(Fiber* f, bool next);

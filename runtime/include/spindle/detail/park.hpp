@@ -96,7 +96,12 @@ class Waiter {
   }
   // Makes the claimed waiter runnable. Call once, only after a successful claim(). The Waiter may
   // be gone as soon as this returns.
-  void ready() noexcept;
+  //  * hand_off (the default): it runs next on the caller's worker, as the fiber the caller
+  //    just gave something to (a channel receiver, a lock's next owner);
+  //  * fifo: it queues behind every fiber readied earlier this way (the netpoller: connections
+  //    that became ready must be served in the order they did, or the oldest wait longest).
+  enum class Order : std::uint8_t { hand_off, fifo };
+  void ready(Order order = Order::hand_off) noexcept;
   // claim + ready; false if somebody else already claimed it.
   bool wake(WakeReason why = WakeReason::notified) noexcept {
     if (!claim(why)) return false;
