@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include <spindle/mutex.hpp>
 #include <spindle/net/signal.hpp>
 #include <spindle/net/tcp.hpp>
 #include <spindle/select.hpp>
@@ -91,6 +92,9 @@ struct App::State {
   bool bound = false;
   std::atomic<bool> draining{false};  // /healthz says 503 from the signal on
 
+  // Held from counting a finished request to logging it, so the drain log's "N still in
+  // flight" lines come in the order the count fell. A fiber mutex: the log call may park.
+  spindle::Mutex finish_log_mu;
   std::mutex mu;  // guards what follows; never held across a park or a log call
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, Tracked> running;
@@ -144,6 +148,7 @@ http::Response App::State::handle(const http::Request& req, const Context& ctx) 
   const TimePoint end = clock.now();
   bool drain = false;
   std::size_t left = 0;
+  std::lock_guard log_order(finish_log_mu);
   {
     std::lock_guard lock(mu);
     running.erase(t.id);
