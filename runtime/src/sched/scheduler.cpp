@@ -494,12 +494,15 @@ void Scheduler::recycle(Worker& w, Fiber* f) {
   const bool was_main = f->id == main_id_;
   if (opts_.stack_high_water) record_high_water(f);
   destroy_context(f->ctx);
-  registry_.count_exit(w.index_);
+  // Unregistered or marked exited *before* counted: whoever sees the count drop (num_fibers(),
+  // acquire) then finds it gone from dumps too.
   if (f->registry_shard == registry_.shard_of_worker(w.index_)) {
     registry_.remove(f);
+    registry_.count_exit(w.index_);
     free_fiber(w, f);
   } else {
     registry_.mark_exited(f);
+    registry_.count_exit(w.index_);
     w.exited_elsewhere_.push_back(f);
     if (w.exited_elsewhere_.size() >= kExitedBatch) w.flush_exited();
   }
