@@ -341,6 +341,7 @@ Scheduler::Scheduler(const Options& opts)
   const int n = registry_.workers();
   workers_.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
+  if (migrating()) global_by_last_worker_.resize(workers_.size());
   std::size_t stack = opts.default_stack_size;
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   stack *= 4;  // sanitizer frames are several times larger (redzones, shadow bookkeeping)
@@ -521,7 +522,7 @@ namespace {
           sched.global_push(f);
           // In force-migration mode only another worker may take it: wake them all, or the one
           // woken may be the only one refusing it (as enqueue() does).
-          if (sched.opts_.force_migration && sched.workers_.size() > 1) sched.wake_all_idle_workers();
+          if (sched.migrating()) sched.wake_all_idle_workers();
           else sched.wake_idle_worker();
         } else {
           sched.enqueue(f, next);
@@ -561,7 +562,7 @@ void Scheduler::ready(Fiber* f, bool next) {
 
 void Scheduler::enqueue(Fiber* f, bool next) {
   Worker* w = current_worker();
-  const bool migrate = opts_.force_migration && f->last_worker >= 0 && workers_.size() > 1;
+  const bool migrate = migrating() && f->last_worker >= 0;
   if (w == nullptr || &w->sched_ != this || migrate) {
     global_push(f);  // in force-migration mode global_pop() hands it to another worker
     if (migrate) wake_all_idle_workers();  // the one woken might be the only one refusing it
@@ -583,7 +584,7 @@ void Scheduler::enqueue(Fiber* f, bool next) {
 }
 
 void Scheduler::ready_runnable(Worker& w, Fiber* f) {
-  if (opts_.force_migration && workers_.size() > 1) {
+  if (migrating()) {
     global_push(f);
     wake_all_idle_workers();
     return;
@@ -603,25 +604,22 @@ void Scheduler::global_push(Fiber* f) { global_push_batch(&f, 1); }
 
 void Scheduler::global_push_batch(Fiber** fs, std::uint32_t n) {
   std::lock_guard lock(global_mu_);
-  global_.insert(global_.end(), fs, fs + n);
+  if (migrating()) {
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const int last = fs[i]->last_worker;
+      if (last >= 0) global_by_last_worker_[static_cast<std::size_t>(last)].push_back(fs[i]);
+      else global_.push_back(fs[i]);
+    }
+  } else {
+    global_.insert(global_.end(), fs, fs + n);
+  }
   global_size_.fetch_add(n, std::memory_order_seq_cst);
 }
 
 Fiber* Scheduler::global_pop(Worker& w) {
   std::lock_guard lock(global_mu_);
+  if (migrating()) return global_pop_migrating(w);
   if (global_.empty()) return nullptr;
-  if (opts_.force_migration && workers_.size() > 1) {
-    // Only a fiber that last ran elsewhere (or never ran) may run here.
-    for (auto it = global_.begin(); it != global_.end(); ++it) {
-      Fiber* f = *it;
-      if (f->last_worker != w.index_) {
-        global_.erase(it);
-        global_size_.fetch_sub(1, std::memory_order_seq_cst);
-        return f;
-      }
-    }
-    return nullptr;
-  }
   Fiber* first = global_.front();
   global_.pop_front();
   // Take a fair share along, as Go's globrunqget does, so the next pops stay local. Pushed
@@ -639,14 +637,32 @@ Fiber* Scheduler::global_pop(Worker& w) {
   return first;
 }
 
+Fiber* Scheduler::global_pop_migrating(Worker& w) {
+  // Only a fiber that last ran elsewhere (or never ran) may run here. The queues are taken
+  // round-robin from the next worker on, so that no worker's fibers starve.
+  std::deque<Fiber*>* from = global_.empty() ? nullptr : &global_;
+  const std::size_t n = workers_.size();
+  const auto self = static_cast<std::size_t>(w.index_);
+  for (std::size_t k = 1; from == nullptr && k < n; ++k) {
+    auto& q = global_by_last_worker_[(self + k) % n];
+    if (!q.empty()) from = &q;
+  }
+  if (from == nullptr) return nullptr;
+  Fiber* f = from->front();
+  from->pop_front();
+  global_size_.fetch_sub(1, std::memory_order_seq_cst);
+  return f;
+}
+
 bool Scheduler::any_work_visible(const Worker& self) const noexcept {
   if (!global_empty()) {
-    if (!(opts_.force_migration && workers_.size() > 1)) return true;
+    if (!migrating()) return true;
     // Force-migration mode: fibers that last ran here are not ours to take; counting them as
     // work kept this worker spinning (and so nobody woke the worker that may take them).
     std::lock_guard lock(const_cast<std::mutex&>(global_mu_));
-    for (const Fiber* f : global_) {
-      if (f->last_worker != self.index_) return true;
+    if (!global_.empty()) return true;
+    for (std::size_t k = 0; k < global_by_last_worker_.size(); ++k) {
+      if (k != static_cast<std::size_t>(self.index_) && !global_by_last_worker_[k].empty()) return true;
     }
   }
   if (timers_.due(spindle::now())) return true;

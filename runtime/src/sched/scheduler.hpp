@@ -136,6 +136,7 @@ class Scheduler {
   void global_push(Fiber* f);
   void global_push_batch(Fiber** fs, std::uint32_t n);
   Fiber* global_pop(Worker& w);   // pops one, and moves a batch into w's ring
+  Fiber* global_pop_migrating(Worker& w);  // force-migration mode; global_mu_ held
   [[nodiscard]] bool global_empty() const noexcept {
     return global_size_.load(std::memory_order_seq_cst) == 0;
   }
@@ -170,7 +171,12 @@ class Scheduler {
 
   std::mutex global_mu_;
   std::deque<Fiber*> global_;  // contiguous: popping must not walk cold fiber records
-  std::atomic<std::size_t> global_size_{0};
+  // Force-migration mode only: readied fibers, by the worker they last ran on. A worker pops
+  // from every queue but its own, in O(workers); one shared queue made it skip its own fibers
+  // one by one, quadratic in a million-fiber test.
+  std::vector<std::deque<Fiber*>> global_by_last_worker_;
+  std::atomic<std::size_t> global_size_{0};  // both of the above
+  [[nodiscard]] bool migrating() const noexcept { return opts_.force_migration && workers_.size() > 1; }
 
   std::mutex idle_mu_;
   std::vector<Worker*> idle_;
