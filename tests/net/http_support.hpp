@@ -68,7 +68,12 @@ class TestServer {
     return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
   }
   [[nodiscard]] const Logs& logs() const { return logs_; }
-  [[nodiscard]] std::error_code serve_result() const { return serve_result_; }
+  // What serve() returned; waits for it to return (call after shutdown or close). Go's Serve
+  // returns as soon as its listener closes, but shutdown() does not wait for that.
+  [[nodiscard]] std::error_code serve_result() {
+    wg_.wait();
+    return serve_result_;
+  }
 
  private:
   static http::ServerOptions with_log(http::ServerOptions o, Logs& logs) {
