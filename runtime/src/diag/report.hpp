@@ -1,8 +1,8 @@
 // Fatal reports: how the runtime dies when a fiber or the runtime itself cannot go on.
-// Each names the fiber (id, name, spawn site) so the user can find the code at fault.
+// Each names the fiber (id, name, spawn site: "fiber 12 "name" (spawned at file:line in func)")
+// so the user can find the code at fault, in one write(2) (safe in a signal handler).
 #pragma once
 
-#include <cstdio>
 #include <exception>
 #include <string>
 
@@ -13,9 +13,6 @@ namespace spindle::detail {
 class Scheduler;
 // Every live fiber with its state, wait reason and call sites (see spindle/debug.hpp).
 std::string format_fiber_dump(Scheduler& s);
-
-// Writes "fiber 12 "name" (spawned at file:line in func)" to `out`.
-void describe_fiber(std::FILE* out, const Fiber* f);
 
 // An exception escaped a detached fiber: Go's unrecovered panic.
 [[noreturn]] void die_uncaught_exception(const Fiber* f, std::exception_ptr e) noexcept;
