@@ -112,7 +112,7 @@ WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
     worker->park_req_.timer = &timer;
   }
   worker->after_ = AfterSwitch::park;
-  switch_to(f->ctx, worker->sched_ctx_, nullptr);
+  worker->switch_away(f);
   // Resumed, perhaps on another worker. Disarm what may still point at `w`.
   if (opts.deadline != kNoDeadline) current_scheduler()->timers_.cancel(&timer);
   if (opts.interrupt != nullptr) opts.interrupt->disarm(opts.interrupt->self, w);

@@ -47,6 +47,15 @@ class RunQueue {
   // Owner only: puts f in run_next; returns the fiber it displaced (to be pushed), if any.
   Fiber* push_next(Fiber* f) noexcept { return run_next_.exchange(f, std::memory_order_acq_rel); }
 
+  // Owner only: takes the run_next fiber, unless it is empty or a thief took it first.
+  Fiber* take_run_next() noexcept {
+    Fiber* next = run_next_.load(std::memory_order_relaxed);
+    if (next == nullptr || !run_next_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
+      return nullptr;
+    }
+    return next;
+  }
+
   // Owner only. Normally run_next, else the newest fiber in the ring (LIFO). `fifo`: the oldest
   // in the ring instead of the newest (after a yield, so yielders round-robin). `ring_first`
   // (the periodic fairness pick): the oldest in the ring even before run_next, or a pair of

@@ -68,6 +68,7 @@ TraceEnd trace_end(AfterSwitch a) noexcept {
 // The body of every fiber. It never returns: it leaves through a final switch.
 void fiber_main(void* data) {
   auto* f = static_cast<Fiber*>(data);
+  Worker::finish_arrival();
   try {
     f->fn.invoke(f->fn.src);
   } catch (...) {
@@ -76,7 +77,7 @@ void fiber_main(void* data) {
   f->fn.destroy(f->fn.src);
   Worker* w = current_worker();
   w->after_ = AfterSwitch::exit;
-  switch_to(f->ctx, w->sched_ctx_, nullptr, /*from_exits=*/true);
+  w->switch_away(f, /*exits=*/true);
   __builtin_unreachable();
 }
 
@@ -114,19 +115,66 @@ void Worker::loop() {
 
 void Worker::run(Fiber* f) {
   if (f->stack.lo == nullptr) [[unlikely]] f = sched_.start_unstarted(*this, f);
+  begin_run(f);
+  if (trace_on()) [[unlikely]] trace_run_begin(index_, f);
+  switch_to(sched_ctx_, f->ctx, f);
+  // A fiber switched back to us: it parked, yielded or finished. Not necessarily `f`: fibers
+  // may have handed this worker on to each other directly (switch_away). (Traced before
+  // after_switch releases the primitive's lock: until then nobody can ready it and change its
+  // wait fields.)
+  Fiber* back = current_.load(std::memory_order_relaxed);
+  if (trace_on()) [[unlikely]] trace_run_end(index_, back, trace_end(after_));
+  after_switch(back);
+  current_.store(nullptr, std::memory_order_relaxed);
+}
+
+void Worker::begin_run(Fiber* f) noexcept {
   current_.store(f, std::memory_order_relaxed);
   f->last_worker = index_;
   ++tick_;
   // Counters with one writer: a load and a store, no locked instruction (read by stats, the
   // watchdog and run_next thieves).
   switches_.store(switches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  if (trace_on()) [[unlikely]] trace_run_begin(index_, f);
-  switch_to(sched_ctx_, f->ctx, f);
-  // The fiber switched back to us: it parked, yielded or finished. (Traced before after_switch
-  // releases the primitive's lock: until then nobody can ready it and change its wait fields.)
-  if (trace_on()) [[unlikely]] trace_run_end(index_, f, trace_end(after_));
-  after_switch(f);
-  current_.store(nullptr, std::memory_order_relaxed);
+}
+
+// A hand-off (a channel send to a parked receiver, a spawn) leaves the woken fiber in run_next,
+// and the waker usually parks or exits next. Going through the scheduler loop for it costs a
+// second switch and a find_runnable; Go pays that too (park_m runs schedule() on g0). So the
+// leaving fiber switches straight to run_next, and the arriving one does the leaver's
+// after_switch first thing (finish_arrival). Only when the loop has nothing periodic to do: it
+// still runs every 8th pick, so timers, the global queue and the network are looked at as
+// before.
+Fiber* Worker::direct_successor() noexcept {
+  if ((tick_ & 7) == 0 || tick_ % kGlobalFairnessTick == 0) return nullptr;
+  if (trace_on() || sched_.stopping_.load(std::memory_order_relaxed)) return nullptr;
+  Fiber* next = runq_.take_run_next();
+  if (next != nullptr && next->stack.lo == nullptr) {  // unstarted: the loop gives it a stack
+    runq_.push_next(next);  // thieves only take: the slot is still empty
+    return nullptr;
+  }
+  return next;
+}
+
+void Worker::switch_away(Fiber* f, bool exits) {
+  // The main fiber's exit ends the program: nothing else may run after it.
+  Fiber* next = exits && f->id == sched_.main_id_ ? nullptr : direct_successor();
+  if (next != nullptr) {
+    switched_from_ = f;
+    begin_run(next);
+    switch_to(f->ctx, next->ctx, next, exits);
+  } else {
+    switch_to(f->ctx, sched_ctx_, nullptr, exits);
+  }
+  // Resumed (`this` may be another thread's worker now: not touched again).
+  finish_arrival();
+}
+
+void Worker::finish_arrival() noexcept {
+  Worker* w = current_worker();
+  Fiber* from = w->switched_from_;
+  if (from == nullptr) return;
+  w->switched_from_ = nullptr;
+  w->after_switch(from);
 }
 
 void Worker::after_switch(Fiber* f) {

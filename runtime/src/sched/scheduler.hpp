@@ -67,6 +67,13 @@ class Worker {
   std::atomic<Fiber*> current_{nullptr};
   AfterSwitch after_ = AfterSwitch::none;
   ParkRequest park_req_{};
+  // Leaves the running fiber `f` (after_ and park_req_ say why; on f's stack): straight into the
+  // fiber in run_next when there is one, else to the scheduler loop. Returns when f resumes,
+  // perhaps on another worker (never, if it exits).
+  void switch_away(Fiber* f, bool exits = false);
+  // First thing in a fiber that has just been switched to: finishes a direct switch (the
+  // after_switch of the fiber that left). Reads the worker afresh: the fiber may have migrated.
+  [[gnu::noinline]] static void finish_arrival() noexcept;
   RunQueue runq_;
   std::uint64_t tick_ = 0;   // fibers run so far (victims' progress, for run_next stealing)
   std::atomic<std::uint64_t> switches_{0};
@@ -89,7 +96,11 @@ class Worker {
   Fiber* spin_for_work();
   void stop_spinning(bool found_work);
   void run(Fiber* f);
+  void begin_run(Fiber* f) noexcept;
+  Fiber* direct_successor() noexcept;
   void after_switch(Fiber* f);
+  // The fiber that switched directly to the running one, its after_switch still to do.
+  Fiber* switched_from_ = nullptr;
   bool sleep_idle();            // false when the scheduler stops
   std::uint32_t next_random() noexcept;
 };
