@@ -113,8 +113,13 @@ WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
   }
   worker->after_ = AfterSwitch::park;
   worker->switch_away(f);
-  // Resumed, perhaps on another worker. Disarm what may still point at `w`.
-  if (opts.deadline != kNoDeadline) current_scheduler()->timers_.cancel(&timer);
+  // Resumed, perhaps on another worker. Disarm what may still point at `w`. A waiter woken by
+  // its timeout was woken by this timer alone (the only claim with that reason once the timer
+  // is queued): already out of the heap, and done with `timer` and `w` once it readied us. The
+  // heap lock is skipped then (every sleep ends that way).
+  if (opts.deadline != kNoDeadline && w.reason() != WakeReason::timeout) {
+    current_scheduler()->timers_.cancel(&timer);
+  }
   if (opts.interrupt != nullptr) opts.interrupt->disarm(opts.interrupt->self, w);
   f->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
   f->wait_object.store(nullptr, std::memory_order_relaxed);

@@ -617,6 +617,10 @@ void Scheduler::enqueue(Fiber* f, bool next) {
     else wake_idle_worker();
     return;
   }
+  if (w->firing_timers_) {
+    push_local(*w, f);
+    return;
+  }
   if (next) {
     Fiber* displaced = w->runq_.push_next(f);
     // A hand-off alone wakes nobody: the waker usually parks next and this worker runs it at
@@ -812,7 +816,6 @@ namespace {
 [[gnu::noinline]] std::size_t check_timers_traced(Scheduler& s, TimePoint now) {
   const std::int64_t begin = trace_clock();
   const std::size_t fired = s.timers_.run_expired(now);
-  s.timers_fired_.fetch_add(fired, std::memory_order_relaxed);
   if (Worker* w = current_worker(); w != nullptr && &w->sched_ == &s) trace_timers(w->index_, begin, fired);
   return fired;
 }
@@ -823,9 +826,15 @@ std::size_t Scheduler::check_timers() {
   if (timers_.next() == kNoDeadline) return 0;  // no timer: no clock read (every 8th pick)
   const TimePoint now = spindle::now();  // virtual in a synctest bubble
   if (!timers_.due(now)) return 0;
-  if (trace_on()) [[unlikely]] return check_timers_traced(*this, now);
-  const std::size_t fired = timers_.run_expired(now);
+  Worker* w = current_worker();
+  if (w != nullptr && &w->sched_ != this) w = nullptr;
+  if (w != nullptr) w->firing_timers_ = true;
+  const std::size_t fired = trace_on() ? check_timers_traced(*this, now) : timers_.run_expired(now);
   timers_fired_.fetch_add(fired, std::memory_order_relaxed);
+  if (w != nullptr) {
+    w->firing_timers_ = false;
+    if (fired > 0) wake_idle_worker();
+  }
   return fired;
 }
 

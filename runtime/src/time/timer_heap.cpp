@@ -9,10 +9,9 @@ constexpr std::size_t kArity = 4;
 
 bool TimerHeap::add(TimerNode* t) {
   std::lock_guard lock(mu_);
-  t->index = heap_.size();
-  heap_.push_back(t);
-  sift_up(t->index);
-  const bool earliest = heap_.front() == t;
+  heap_.push_back({t->when, t});
+  sift_up(heap_.size() - 1);
+  const bool earliest = heap_.front().node == t;
   if (earliest) publish_next();
   return earliest;
 }
@@ -29,13 +28,12 @@ bool TimerHeap::cancel(TimerNode* t) {
 std::size_t TimerHeap::run_expired(TimePoint now) {
   std::lock_guard lock(mu_);
   std::size_t fired = 0;
-  while (!heap_.empty() && heap_.front()->when <= now) {
-    TimerNode* t = heap_.front();
+  while (!heap_.empty() && heap_.front().when <= now) {
+    TimerNode* t = heap_.front().node;
     remove_at(0);
     if (t->fire(t)) {  // re-arm (a ticker)
-      t->index = heap_.size();
-      heap_.push_back(t);
-      sift_up(t->index);
+      heap_.push_back({t->when, t});
+      sift_up(heap_.size() - 1);
     }
     ++fired;
   }
@@ -50,51 +48,45 @@ std::size_t TimerHeap::size() const {
 
 void TimerHeap::publish_next() {
   next_.store(heap_.empty() ? kNoDeadline.time_since_epoch().count()
-                            : heap_.front()->when.time_since_epoch().count(),
+                            : heap_.front().when.time_since_epoch().count(),
               std::memory_order_seq_cst);
 }
 
 void TimerHeap::sift_up(std::size_t i) {
-  TimerNode* t = heap_[i];
+  const Entry e = heap_[i];
   while (i > 0) {
     std::size_t parent = (i - 1) / kArity;
-    if (heap_[parent]->when <= t->when) break;
-    heap_[i] = heap_[parent];
-    heap_[i]->index = i;
+    if (heap_[parent].when <= e.when) break;
+    place(i, heap_[parent]);
     i = parent;
   }
-  heap_[i] = t;
-  t->index = i;
+  place(i, e);
 }
 
 void TimerHeap::sift_down(std::size_t i) {
-  TimerNode* t = heap_[i];
+  const Entry e = heap_[i];
   const std::size_t n = heap_.size();
   for (;;) {
     std::size_t first = i * kArity + 1;
     if (first >= n) break;
     std::size_t best = first;
     for (std::size_t c = first + 1; c < first + kArity && c < n; ++c) {
-      if (heap_[c]->when < heap_[best]->when) best = c;
+      if (heap_[c].when < heap_[best].when) best = c;
     }
-    if (t->when <= heap_[best]->when) break;
-    heap_[i] = heap_[best];
-    heap_[i]->index = i;
+    if (e.when <= heap_[best].when) break;
+    place(i, heap_[best]);
     i = best;
   }
-  heap_[i] = t;
-  t->index = i;
+  place(i, e);
 }
 
 void TimerHeap::remove_at(std::size_t i) {
-  TimerNode* t = heap_[i];
-  t->index = TimerNode::kNotQueued;
-  TimerNode* last = heap_.back();
+  heap_[i].node->index = TimerNode::kNotQueued;
+  const Entry last = heap_.back();
   heap_.pop_back();
   if (i == heap_.size()) return;
-  heap_[i] = last;
-  last->index = i;
-  if (i > 0 && heap_[(i - 1) / kArity]->when > last->when) {
+  place(i, last);
+  if (i > 0 && heap_[(i - 1) / kArity].when > last.when) {
     sift_up(i);
   } else {
     sift_down(i);

@@ -57,8 +57,20 @@ class TimerHeap {
   void remove_at(std::size_t i);
   void publish_next();
 
+  // Each entry carries its node's deadline: sifting compares four children per level, and
+  // reading `when` through the node pointers cost a cache miss each (100k sleepers' nodes live
+  // on 100k different stacks).
+  struct Entry {
+    TimePoint when;
+    TimerNode* node;
+  };
+  void place(std::size_t i, const Entry& e) noexcept {
+    heap_[i] = e;
+    e.node->index = i;
+  }
+
   mutable std::mutex mu_;
-  std::vector<TimerNode*> heap_;
+  std::vector<Entry> heap_;
   std::atomic<Duration::rep> next_{kNoDeadline.time_since_epoch().count()};
 };
 
