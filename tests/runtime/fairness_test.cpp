@@ -1,9 +1,14 @@
 // Fairness: a pair of fibers handing off to each other through run_next must not starve the
-// other runnable fibers of their worker (every 61st pick takes the oldest queued fiber first).
+// other runnable fibers of their worker (every 61st pick takes the oldest queued fiber first),
+// nor its timers and the global queue: the pair switches directly to each other, and only the
+// scheduler loop (which still runs every 8th pick) fires timers and looks at the global queue.
 #include <atomic>
+#include <chrono>
+#include <thread>
 
 #include <spindle/chan.hpp>
 #include <spindle/runtime.hpp>
+#include <spindle/this_fiber.hpp>
 #include <spindle/waitgroup.hpp>
 
 #include "support/fiber_test.hpp"
@@ -28,6 +33,50 @@ FIBER_TEST(Fairness, PingPongPairDoesNotStarveAQueuedFiber) {
   // Queued behind the pair on the same worker: it must get its turn.
   wg.go([&] { stop.store(true, std::memory_order_relaxed); });
   wg.wait();
+  EXPECT_TRUE(stop.load());
+}
+
+// Hands off between two fibers until `stop`.
+void ping_pong_until(const std::atomic<bool>& stop, WaitGroup& wg) {
+  Chan<int> ping(0), pong(0);
+  wg.go([&stop, ping, pong] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      ping.send(1);
+      (void)pong.recv();
+    }
+    ping.close();
+  });
+  wg.go([ping, pong] {
+    for (int v : ping) pong.send(v);
+  });
+}
+
+FIBER_TEST(Fairness, PingPongPairDoesNotStarveATimer) {
+  std::atomic<bool> stop{false};
+  WaitGroup wg;
+  ping_pong_until(stop, wg);
+  // The timer is what is tested here: it must fire while the pair keeps the worker busy.
+  wg.go([&] {
+    this_fiber::sleep_for(std::chrono::milliseconds(1));
+    stop.store(true, std::memory_order_relaxed);
+  });
+  wg.wait();
+  EXPECT_TRUE(stop.load());
+}
+
+FIBER_TEST(Fairness, PingPongPairDoesNotStarveTheGlobalQueue) {
+  std::atomic<bool> stop{false};
+  WaitGroup wg;
+  ping_pong_until(stop, wg);
+  // A plain thread's send readies the receiver through the global queue.
+  Chan<int> from_outside(0);
+  wg.go([&] {
+    (void)from_outside.recv();
+    stop.store(true, std::memory_order_relaxed);
+  });
+  std::thread outside([from_outside] { from_outside.send(1); });
+  wg.wait();
+  outside.join();
   EXPECT_TRUE(stop.load());
 }
 
