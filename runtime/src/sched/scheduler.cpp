@@ -617,10 +617,6 @@ void Scheduler::enqueue(Fiber* f, bool next) {
     else wake_idle_worker();
     return;
   }
-  if (w->firing_timers_) {
-    push_local(*w, f);
-    return;
-  }
   if (next) {
     Fiber* displaced = w->runq_.push_next(f);
     // A hand-off alone wakes nobody: the waker usually parks next and this worker runs it at
@@ -826,15 +822,8 @@ std::size_t Scheduler::check_timers() {
   if (timers_.next() == kNoDeadline) return 0;  // no timer: no clock read (every 8th pick)
   const TimePoint now = spindle::now();  // virtual in a synctest bubble
   if (!timers_.due(now)) return 0;
-  Worker* w = current_worker();
-  if (w != nullptr && &w->sched_ != this) w = nullptr;
-  if (w != nullptr) w->firing_timers_ = true;
   const std::size_t fired = trace_on() ? check_timers_traced(*this, now) : timers_.run_expired(now);
   timers_fired_.fetch_add(fired, std::memory_order_relaxed);
-  if (w != nullptr) {
-    w->firing_timers_ = false;
-    if (fired > 0) wake_idle_worker();
-  }
   return fired;
 }
 

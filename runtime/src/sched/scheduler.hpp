@@ -81,9 +81,6 @@ class Worker {
   std::atomic<std::uint32_t> wake_word_{0};  // futex: 1 = woken
   bool spinning_ = false;
   bool fifo_next_ = false;   // the last fiber yielded: pick the oldest next
-  // Inside Scheduler::check_timers: fibers the timers ready go to this worker's ring, and one
-  // idle worker is woken after the batch rather than one futex wake (under the heap lock) each.
-  bool firing_timers_ = false;
   std::uint64_t rng_;
   std::vector<Stack> stack_cache_;  // default-size stacks (each with room for its record) recycled here
   // Fibers that finished here but were registered by another worker: unregistered in batches
