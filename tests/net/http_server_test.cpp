@@ -345,9 +345,8 @@ FIBER_TEST(HttpServer, ShutdownPastItsDeadlineCutsTheRest) {
     }
     entered.wait();
     auto [ctx, cancel] = with_timeout(background(), 100ms);
-    const auto start = Clock::now();
     EXPECT_EQ(server.server().shutdown(ctx), errc::deadline_exceeded);
-    EXPECT_GE(Clock::now() - start, 100ms);
+    EXPECT_GE(Clock::now(), *ctx.deadline());
     clients.wait();
     EXPECT_EQ(cut.load(), 2);
     EXPECT_TRUE(server.logs().contains("force-closed 2 connection"));

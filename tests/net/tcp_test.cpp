@@ -228,10 +228,9 @@ FIBER_TEST(Tcp, ContextEndsAWaitOnAPeerThatNeverAnswers) {
   char buf[8];
   {
     auto [ctx, cancel] = with_timeout(background(), 30ms);
-    const auto start = Clock::now();
     auto r = client.read(ctx, buf);
     EXPECT_EQ(r.err, errc::deadline_exceeded);
-    EXPECT_GE(Clock::now() - start, 30ms);
+    EXPECT_GE(Clock::now(), *ctx.deadline());
   }
   {
     auto [ctx, cancel] = with_cancel(background());
