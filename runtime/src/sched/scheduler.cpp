@@ -436,13 +436,18 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
   Worker* w = current_worker();
   if (w != nullptr && &w->sched_ != this) w = nullptr;
   const std::uint64_t id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
-  // When this worker's ring is half full and the global queue long, the other workers are not
-  // keeping up and this fiber will not run soon: it waits without a stack (new_unstarted), so a
-  // loop spawning faster than fibers finish costs a small record per fiber, not a resident page
-  // (1M spawns queued on one worker held 4 GB, and took as many page faults).
+  // When this worker's ring is half full and no other worker will drain it (there is none, or
+  // the global queue is long: they are not keeping up), this fiber will not run soon: it waits
+  // without a stack (new_unstarted), so a loop spawning faster than fibers finish costs a small
+  // record per fiber, not a resident page (1M spawns queued on one worker held 4 GB, and took as
+  // many page faults). When it runs, it takes a stack that a finished fiber left warm: 1,000
+  // fibers spawned on one worker then run touched 1,000 fresh stacks, which was a quarter of the
+  // mutex workload's time. With other workers to steal them, starting later costs more than it
+  // saves until the global queue is long (100k timers at 2 workers: +10%).
   const bool backlog = w != nullptr && !is_main && fn.align <= UnstartedArena::kAlign &&
                        w->runq_.size() >= RunQueue::kSize / 2 &&
-                       global_size_.load(std::memory_order_relaxed) >= kUnstartedBacklog;
+                       (workers_.size() == 1 ||
+                        global_size_.load(std::memory_order_relaxed) >= kUnstartedBacklog);
   Fiber* f = backlog ? new_unstarted(*w, bytes, fn, id) : nullptr;
   if (f == nullptr) f = place_on_stack(acquire_stack(w, bytes), fn, id);
   const std::size_t name_len = std::min(opts.name.size(), sizeof f->name - 1);
