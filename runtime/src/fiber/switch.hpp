@@ -31,6 +31,15 @@ void prepare_stack_top(char* lo, char* hi) noexcept;
 void make_context(SwitchContext& ctx, char* lo, char* hi, EntryFn entry);
 // Captures the calling thread as a context (its fctx is filled by the first switch away).
 void init_thread_context(SwitchContext& ctx);
+// Starts fetching what resuming `ctx` reads first: the registers saved on its stack and the
+// innermost frames above them. A fiber woken after a long wait resumes on a cold stack, and the
+// switch stalls on those lines (a 100k-context cancel spent a fifth of its time in
+// jump_fcontext); fetched a few hundred nanoseconds ahead, they cost little.
+inline void prefetch_saved_frames(const SwitchContext& ctx) noexcept {
+  constexpr int kLines = 5;  // measured: 3 lines took 8% off that cancel, 5 another 4%
+  for (int i = 0; i < kLines; ++i) __builtin_prefetch(static_cast<const char*>(ctx.fctx) + 64 * i);
+}
+
 // Saves the current execution into `from`, resumes `to`, passing it `data`. Returns the `data`
 // passed by whoever switches back into `from`. `from_exits` says `from` will never be resumed
 // (a finished fiber), so its sanitizer state can be dropped.

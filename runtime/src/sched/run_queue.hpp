@@ -126,6 +126,13 @@ class RunQueue {
     }
   }
 
+  // Owner only, a hint: the fiber a LIFO pop would return now (may be taken meanwhile by a
+  // thief, and even finished: only to prefetch, never to dereference).
+  [[nodiscard]] const Fiber* peek_newest() const noexcept {
+    const Ends e = unpack(word_.load(std::memory_order_relaxed));
+    return e.tail == e.head ? nullptr : buf_[(e.tail - 1) % kSize].load(std::memory_order_relaxed);
+  }
+
   [[nodiscard]] bool ring_empty() const noexcept {
     const Ends e = unpack(word_.load(std::memory_order_seq_cst));
     return e.tail == e.head;

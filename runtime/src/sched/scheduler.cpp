@@ -115,6 +115,11 @@ void Worker::loop() {
 
 void Worker::run(Fiber* f) {
   if (f->stack.lo == nullptr) [[unlikely]] f = sched_.start_unstarted(*this, f);
+  // Many woken fibers (a wide cancel, timers firing, a fan-in) resume on cold stacks. Fetch
+  // f's saved frames now, and the record of the fiber likely to run after it, so that its
+  // saved-context pointer is at hand then (a stale pointer is harmless: prefetches never fault).
+  prefetch_saved_frames(f->ctx);
+  if (const Fiber* next = runq_.peek_newest()) __builtin_prefetch(next);
   begin_run(f);
   if (trace_on()) [[unlikely]] trace_run_begin(index_, f);
   switch_to(sched_ctx_, f->ctx, f);
