@@ -112,6 +112,42 @@ FIBER_TEST(Select, FairAmongReadyCases) {
   EXPECT_LE(idx_counts[0], kN * 55 / 100);
 }
 
+// select tries buffered cases that look ready by their counts before locking every channel
+// (select.cpp, 1b). That shortcut must not bias the choice: a closed, drained buffered channel is
+// as ready as one holding a value, and a ready unbuffered case competes on equal terms.
+FIBER_TEST(Select, BufferedShortcutKeepsTheChoiceUniform) {
+  constexpr int kN = 20000;
+  auto share_of_first = [](auto make_ready, Chan<int> first, Chan<int> second) {
+    int first_count = 0;
+    for (int i = 0; i < kN; ++i) {
+      make_ready();
+      Select<2> sel;
+      sel.recv(first);
+      sel.recv(second);
+      first_count += sel.wait() == 0;
+    }
+    return first_count;
+  };
+  Chan<int> value(1), closed_buffered(1), closed_unbuffered(0);
+  closed_buffered.close();
+  closed_unbuffered.close();
+  auto refill = [&] {
+    if (value.len() == 0) value.send(1);
+  };
+  const int vs_closed_buffered = share_of_first(refill, value, closed_buffered);
+  EXPECT_GE(vs_closed_buffered, kN * 45 / 100);
+  EXPECT_LE(vs_closed_buffered, kN * 55 / 100);
+  const int vs_unbuffered = share_of_first(refill, value, closed_unbuffered);
+  EXPECT_GE(vs_unbuffered, kN * 45 / 100);
+  EXPECT_LE(vs_unbuffered, kN * 55 / 100);
+  // A send case on a closed buffered channel throws, even with room in its buffer.
+  int v = 1;
+  Chan<int> closed_with_room(4);
+  closed_with_room.close();
+  EXPECT_THROW(select(case_send(closed_with_room, v)), ClosedChannelError);
+  EXPECT_THROW(select(case_send(closed_with_room, v), case_default()), ClosedChannelError);
+}
+
 // The same channel in several cases: exactly one case consumes each value, and no
 // registration is left behind (a later try_send finds no receiver).
 FIBER_TEST(Select, SameChannelInSeveralCases) {

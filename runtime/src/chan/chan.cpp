@@ -156,7 +156,7 @@ bool ChanAccess::try_recv_locked(ChanCore& c, void* out, PutFn put, Waiter** wak
     *got_value = true;
     return true;
   }
-  if (c.closed_) {
+  if (ChanAccess::closed(c)) {
     *got_value = false;
     return true;
   }

@@ -12,8 +12,15 @@ namespace spindle::detail {
 
 struct ChanAccess {
   static SpinLock& lock(ChanCore& c) noexcept { return c.lock_; }
-  static bool closed(const ChanCore& c) noexcept { return c.closed_; }
-  static void set_closed(ChanCore& c) noexcept { c.closed_ = true; }
+  static bool closed(const ChanCore& c) noexcept { return c.closed_.load(std::memory_order_relaxed); }
+  static void set_closed(ChanCore& c) noexcept { c.closed_.store(true, std::memory_order_relaxed); }
+  // Without the lock, a hint for a buffered channel: could this receive or send proceed (or, a
+  // send, find the channel closed)? Either answer may be stale by the time the lock is taken.
+  static bool looks_ready(const ChanCore& c, bool send) noexcept {
+    if (c.closed_.load(std::memory_order_relaxed)) return true;
+    const std::size_t queued = c.qcount_.load(std::memory_order_relaxed);
+    return send ? queued < c.cap_ : queued > 0;
+  }
   static WaitQueue& sendq(ChanCore& c) noexcept { return c.sendq_; }
   static WaitQueue& recvq(ChanCore& c) noexcept { return c.recvq_; }
   static void* slot(ChanCore& c, std::size_t i) noexcept { return c.buf_ + i * c.ops_->size; }

@@ -4,6 +4,8 @@
 //     ready cases is uniform). Lock order: the cases sorted by channel address; a channel listed
 //     in several cases is locked once. Every select takes its locks in address order, so two
 //     selects over the same channels cannot deadlock.
+//     (Before taking every lock, buffered cases at the front of the poll order that look ready
+//     by their counts are tried one at a time under their own lock: see 1b below.)
 //  2. With every lock held, look at the cases in poll order; the first that can proceed wins.
 //  3. Otherwise (and if blocking) enqueue one ChanNode per case, all pointing at one Waiter, and
 //     park; the locks are released after the switch. The first partner to claim the Waiter
@@ -56,6 +58,30 @@ void unlock_all_fn(void* arg) noexcept {
   unlock_all(s);
 }
 
+// Tries case `i` with its channel locked; on success drops the locks (`unlock`), readies the
+// partner it completed with and sets *out. A send on a closed channel throws, locks dropped.
+template <class Unlock>
+bool try_case_locked(SelectCase& sc, int i, Unlock unlock, SelectResult* out) {
+  ChanCore& c = *sc.chan;
+  Waiter* wake = nullptr;
+  ChanStatus status = ChanStatus::ok;
+  if (sc.is_send) {
+    if (ChanAccess::closed(c)) {
+      unlock();
+      throw_send_on_closed();
+    }
+    if (!ChanAccess::try_send_locked(c, sc.elem, &wake)) return false;
+  } else {
+    bool got = false;
+    if (!ChanAccess::try_recv_locked(c, sc.elem, sc.put, &wake, &got)) return false;
+    if (!got) status = ChanStatus::closed;
+  }
+  unlock();
+  if (wake != nullptr) wake->ready();
+  *out = {i, status};
+  return true;
+}
+
 }  // namespace
 
 [[gnu::noinline]] std::uint64_t fast_rand64() noexcept {
@@ -100,6 +126,25 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
                                        block, deadline, interrupt, where);
     return {-1, st};
   }
+  // 1b. Go's selectgo locks every channel before it looks at any. Where the first cases in poll
+  // order are buffered, their counts can be read without a lock: one that looks ready is tried
+  // under its own lock alone. A select that finds a value then costs what a receive costs,
+  // instead of holding (and first waiting for) every channel's lock while it looks: over two
+  // buffered channels fed from another worker, each select waited on both producers' locks.
+  // An unbuffered case ends this pass: whether it can proceed shows only under its lock, and
+  // passing over it for a later case would bias the choice among ready cases.
+  for (int k = 0; k < m; ++k) {
+    const int i = cases[k].poll_order;
+    SelectCase& sc = cases[i];
+    ChanCore& c = *sc.chan;
+    if (c.cap() == 0) break;
+    if (!ChanAccess::looks_ready(c, sc.is_send)) continue;
+    ChanAccess::lock(c).lock();
+    SelectResult won;
+    if (try_case_locked(sc, i, [&c] { ChanAccess::lock(c).unlock(); }, &won)) return won;
+    ChanAccess::lock(c).unlock();
+  }
+
   // Insertion sort by address: selects are small (Go uses a heap sort for its large ones).
   for (int k = 0; k < m; ++k) {
     const std::uint16_t i = cases[k].poll_order;
@@ -117,27 +162,8 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
   // 2. Is any case ready now? Take the first in poll order.
   for (int k = 0; k < m; ++k) {
     const int i = cases[k].poll_order;
-    SelectCase& sc = cases[i];
-    ChanCore& c = *sc.chan;
-    Waiter* wake = nullptr;
-    if (sc.is_send) {
-      if (ChanAccess::closed(c)) {
-        unlock_all(locks);
-        throw_send_on_closed();
-      }
-      if (ChanAccess::try_send_locked(c, sc.elem, &wake)) {
-        unlock_all(locks);
-        if (wake != nullptr) wake->ready();
-        return {i, ChanStatus::ok};
-      }
-    } else {
-      bool got = false;
-      if (ChanAccess::try_recv_locked(c, sc.elem, sc.put, &wake, &got)) {
-        unlock_all(locks);
-        if (wake != nullptr) wake->ready();
-        return {i, got ? ChanStatus::ok : ChanStatus::closed};
-      }
-    }
+    SelectResult won;
+    if (try_case_locked(cases[i], i, [&locks] { unlock_all(locks); }, &won)) return won;
   }
   if (!block) {
     unlock_all(locks);

@@ -135,7 +135,7 @@ class ChanCore {
   void destroy() noexcept;
 
   SpinLock lock_;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};  // written under lock_; read racily by select's first pass
   std::atomic<std::size_t> qcount_{0};  // written under lock_, read racily by len()
   std::size_t sendx_ = 0;
   std::size_t recvx_ = 0;
