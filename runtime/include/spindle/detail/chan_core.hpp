@@ -94,6 +94,7 @@ struct ChanNode {
 class WaitQueue {
  public:
   [[nodiscard]] bool empty() const noexcept { return first_ == nullptr; }
+  [[nodiscard]] const ChanNode* front() const noexcept { return first_; }
   void push(ChanNode* n) noexcept;
   void remove(ChanNode* n) noexcept;
   // Unlinks nodes from the front until one whose Waiter it claims (WakeReason::notified); nodes
