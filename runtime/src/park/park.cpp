@@ -26,11 +26,6 @@ struct ParkAccess {
 
 namespace {
 
-bool fire_timeout(TimerNode* t) noexcept {
-  static_cast<Waiter*>(t->owner)->wake(WakeReason::timeout);
-  return false;
-}
-
 WakeReason park_thread(Waiter& w, const ParkOptions& opts) {
   if (opts.unlock != nullptr) opts.unlock(opts.unlock_arg);
   if (opts.interrupt != nullptr) opts.interrupt->arm(opts.interrupt->self, w);
@@ -107,8 +102,7 @@ WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
   worker->park_req_.timer = nullptr;
   if (opts.deadline != kNoDeadline) {
     timer.when = opts.deadline;
-    timer.fire = &fire_timeout;
-    timer.owner = &w;
+    timer.wake_on_expiry = &w;
     worker->park_req_.timer = &timer;
   }
   worker->after_ = AfterSwitch::park;
