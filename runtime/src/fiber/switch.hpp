@@ -34,8 +34,11 @@ void init_thread_context(SwitchContext& ctx);
 // Starts fetching what resuming `ctx` reads first: the registers saved on its stack and the
 // innermost frames above them. A fiber woken after a long wait resumes on a cold stack, and the
 // switch stalls on those lines (a 100k-context cancel spent a fifth of its time in
-// jump_fcontext); fetched a few hundred nanoseconds ahead, they cost little.
+// jump_fcontext); fetched a few hundred nanoseconds ahead, they cost little. Not for a context
+// that has never run: its top lines were just written by the spawning worker, and fetching them
+// for reading before this one writes them cost spawn+join at 2 workers 4%.
 inline void prefetch_saved_frames(const SwitchContext& ctx) noexcept {
+  if (ctx.entry != nullptr) return;
   constexpr int kLines = 5;  // measured: 3 lines took 8% off that cancel, 5 another 4%
   for (int i = 0; i < kLines; ++i) __builtin_prefetch(static_cast<const char*>(ctx.fctx) + 64 * i);
 }

@@ -48,7 +48,6 @@ int default_worker_count(const Options& opts) {
   return hc == 0 ? 1 : static_cast<int>(hc);
 }
 
-constexpr std::size_t kCacheLine = 64;
 constexpr std::size_t kRecordColours = 8;  // record offsets from a stack's top (fiber.hpp)
 
 char* align_down(char* p, std::size_t a) {
