@@ -272,29 +272,43 @@ void chan_close(ChanCore* cp) {
     throw ClosedChannelError("close of closed channel");
   }
   ChanAccess::set_closed(c);
-  // Claim the waiters under the lock, ready them after dropping it (Go's glist), a batch at a
-  // time: a claimed waiter cannot run before its ready(), so it stays valid until then. Nobody
-  // can queue on a closed channel, so dropping the lock between batches changes nothing else,
-  // and a batch is readied while its waiters and their fibers' records are still in cache (a
-  // channel that a million fibers wait on is a million cold stacks).
+  // Every blocked sender fails, all of them under this one hold of the lock: otherwise a
+  // receiver arriving later could take the value of a sender still queued and complete a send
+  // that this close must fail. Claimed here, readied once the lock is dropped (Go's glist),
+  // linked through their nodes: a claimed waiter cannot run before its ready().
+  ChanNode* senders = nullptr;
+  while (ChanNode* n = ChanAccess::sendq(c).dequeue()) {
+    n->success = false;
+    n->waiter->tag = n->case_index;
+    n->next = senders;
+    senders = n;
+  }
+  // Blocked receivers can now be woken only by this close (nobody sends on a closed channel),
+  // or withdraw on their own: they are claimed and readied a batch at a time, the lock dropped
+  // in between, so that each batch is readied while its waiters and their fibers' records are
+  // still in cache (a channel that a million fibers wait on is a million cold stacks).
   constexpr std::size_t kBatch = 64, kAhead = 4;
   Waiter* batch[kBatch];
+  WaitQueue& receivers = ChanAccess::recvq(c);
   for (;;) {
     std::size_t k = 0;
-    for (WaitQueue* q : {&ChanAccess::recvq(c), &ChanAccess::sendq(c)}) {
-      while (k < kBatch) {
-        ChanNode* n = q->dequeue();
-        if (n == nullptr) break;
-        if (const ChanNode* after = q->front()) {
-          __builtin_prefetch(after->next);  // `after` itself was fetched one node ago
-          __builtin_prefetch(after->waiter, 1);
-        }
-        n->success = false;
-        n->waiter->tag = n->case_index;
-        batch[k++] = n->waiter;
+    while (k < kBatch) {
+      ChanNode* n = receivers.dequeue();
+      if (n == nullptr) break;
+      if (const ChanNode* after = receivers.front()) {
+        __builtin_prefetch(after->next);  // `after` itself was fetched one node ago
+        __builtin_prefetch(after->waiter, 1);
       }
+      n->success = false;
+      n->waiter->tag = n->case_index;
+      batch[k++] = n->waiter;
     }
     ChanAccess::lock(c).unlock();
+    while (senders != nullptr) {
+      ChanNode* n = senders;
+      senders = n->next;  // read before ready(): the node dies with the woken fiber's frame
+      n->waiter->ready();
+    }
     for (std::size_t i = 0; i < k; ++i) {
       if (i + kAhead < k) __builtin_prefetch(batch[i + kAhead]->fiber(), 1);
       batch[i]->ready();
