@@ -44,13 +44,6 @@ void spawn_anywhere(const char* name, F&& f) {
 }
 
 // --- deferred work: what cancel does once every context lock is released ----------------------
-constexpr std::size_t kCloseAhead = 8;
-
-void prefetch_for_write(const void* p) noexcept {
-  __builtin_prefetch(p, 1);
-  __builtin_prefetch(static_cast<const char*>(p) + 64, 1);
-}
-
 struct Deferred {
   std::vector<std::shared_ptr<ContextNode>> timers;  // descendants whose timer to dequeue
   std::vector<std::stop_source> stops;
@@ -58,12 +51,7 @@ struct Deferred {
   std::vector<Chan<std::monostate>> chans;  // done() channels to close
 
   void run() noexcept {
-    // Closed exactly once: only the first cancel gets here. A wide cancel (a server's root
-    // context over every request's) walks cold channels: fetch a few ahead.
-    for (std::size_t i = 0; i < chans.size(); ++i) {
-      if (i + kCloseAhead < chans.size()) prefetch_for_write(chans[i + kCloseAhead].detail_core());
-      chans[i].close();
-    }
+    for (auto& c : chans) c.close();  // closed exactly once: only the first cancel gets here
     for (auto& n : timers) cancel_timer(n.get());
     for (auto& s : stops) s.request_stop();  // runs user stop_callbacks: no lock held
     for (auto& a : funcs) {
