@@ -123,7 +123,10 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
   const bool slab_guard = !guarded && slab_guards_ < kMaxSlabGuards && make_guard_page(base, page);
   if (slab_guard) ++slab_guards_;
   cls.carved += kSlabStacks;
-  cls.free.reserve(cls.carved);
+  // Doubling, not reserve(carved): an exact reserve reallocated the free list at every slab, and
+  // past glibc's mmap threshold each reallocation was an mmap plus a munmap whose TLB shootdown
+  // interrupted the other workers (a quarter of all mmap/munmap calls of 1M parked fibers).
+  if (cls.free.capacity() < cls.carved) cls.free.reserve(std::max(cls.carved, 2 * cls.free.capacity()));
   for (std::size_t i = kSlabStacks; i-- > 0;) {
     char* region = base + lead + i * stride;
     Stack s;
