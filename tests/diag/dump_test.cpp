@@ -1,5 +1,7 @@
 // Fiber dumps and runtime counters.
+#include <atomic>
 #include <sstream>
+#include <string>
 
 #include <spindle/chan.hpp>
 #include <spindle/debug.hpp>
@@ -8,6 +10,7 @@
 #include <spindle/waitgroup.hpp>
 
 #include "support/fiber_test.hpp"
+#include "support/scale.hpp"
 
 namespace spindle {
 namespace {
@@ -87,6 +90,57 @@ FIBER_TEST(Dump, FinishedFibersLeaveCountAndDumpAtOnce) {
   const std::string dump = fiber_dump();
   EXPECT_EQ(dump.find("short-lived"), std::string::npos) << dump.substr(0, 2000);
   EXPECT_EQ(dump.rfind("1 fiber(s)", 0), 0u) << dump.substr(0, 2000);
+}
+
+// A spawning loop that outruns the other workers leaves its fibers without a stack until they
+// first run; those that first run on another worker re-register there (FiberRegistry::move).
+// Each must show in the dump exactly once, and leave it when it finishes. The other workers are
+// held busy while the loop spawns, so its backlog is certain, whatever the machine's speed.
+FIBER_TEST(Dump, FibersStartedElsewhereAreListedOnce) {
+  constexpr int kFibers = static_cast<int>(testing::scaled(20000, 20000, 5000));  // TSan: 8k threads
+  const int others = workers() - 1;
+  std::atomic<int> holding{0};
+  std::atomic<bool> release{false};
+  WaitGroup holders;
+  for (int i = 0; i < others; ++i) {
+    holders.go([&] {
+      holding.fetch_add(1);
+      while (!release.load()) {
+      }  // keeps its worker: no yield
+    });
+  }
+  while (holding.load() < others) this_fiber::yield();
+  Chan<int> gate(0);
+  WaitGroup parked, done;
+  parked.add(kFibers);
+  done.add(kFibers);
+  SpawnOptions named;
+  named.name = "backlogged";
+  for (int i = 0; i < kFibers; ++i) {
+    go(named, [&] {
+      parked.done();
+      (void)gate.recv();
+      done.done();
+    });
+  }
+  release.store(true);
+  holders.wait();
+  parked.wait();
+  ASSERT_TRUE(testing::wait_other_fibers_at_most(kFibers));
+  EXPECT_EQ(num_fibers(), kFibers + 1);
+  std::string dump = fiber_dump();
+  std::size_t listed = 0;
+  for (std::size_t at = dump.find("\"backlogged\""); at != std::string::npos;
+       at = dump.find("\"backlogged\"", at + 1)) {
+    ++listed;
+  }
+  EXPECT_EQ(listed, std::size_t{kFibers});
+  EXPECT_EQ(dump.rfind(std::to_string(kFibers + 1) + " fiber(s)", 0), 0u) << dump.substr(0, 200);
+  gate.close();
+  done.wait();
+  ASSERT_TRUE(testing::wait_other_fibers_at_most(0));
+  dump = fiber_dump();
+  EXPECT_EQ(dump.find("backlogged"), std::string::npos) << dump.substr(0, 2000);
 }
 
 // A fiber's count and registration are exact while others spawn and finish on every worker.

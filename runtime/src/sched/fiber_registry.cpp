@@ -19,6 +19,13 @@ FiberRegistry::FiberRegistry(int workers) {
 }
 
 void FiberRegistry::add(Fiber* f, int shard) {
+  insert(f, shard);
+  Shard& s = *shards_[static_cast<std::size_t>(shard)];
+  if (shard == outside_shard()) s.spawned.fetch_add(1, std::memory_order_acq_rel);
+  else bump(s.spawned);
+}
+
+void FiberRegistry::insert(Fiber* f, int shard) {
   Shard& s = *shards_[static_cast<std::size_t>(shard)];
   f->registry_shard = static_cast<std::uint16_t>(shard);
   {
@@ -34,8 +41,6 @@ void FiberRegistry::add(Fiber* f, int shard) {
       s.slots[f->registry_slot] = f;
     }
   }
-  if (shard == outside_shard()) s.spawned.fetch_add(1, std::memory_order_acq_rel);
-  else bump(s.spawned);
 }
 
 void FiberRegistry::count_exit(int worker) noexcept { bump(shards_[static_cast<std::size_t>(worker)]->exited); }
@@ -57,6 +62,11 @@ void FiberRegistry::replace(Fiber* from, Fiber* to) noexcept {
   to->registry_slot = from->registry_slot;
   std::lock_guard lock(s.mu);
   s.slots[from->registry_slot] = to;
+}
+
+void FiberRegistry::move(Fiber* from, Fiber* to, int shard) {
+  mark_exited(from);
+  insert(to, shard);
 }
 
 void FiberRegistry::remove_batch(Fiber** fs, std::size_t n) noexcept {

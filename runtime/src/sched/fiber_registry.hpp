@@ -50,6 +50,12 @@ class FiberRegistry {
   void remove(Fiber* f) noexcept;
   // `to` takes over `from`'s registration (a fiber whose record moved when it first started).
   void replace(Fiber* from, Fiber* to) noexcept;
+  // The same move, for a fiber that first starts on a worker other than its spawner: `to` is
+  // registered in `shard` (the starting worker's) without counting a spawn, and `from` is marked
+  // exited, for a later remove_batch() to unregister. Replacing in place took the spawner's lock
+  // once per started fiber (a tenth of spawn+join at 2 workers); this takes only local locks.
+  // A dump racing with the move may miss the fiber, as one racing with its spawn may.
+  void move(Fiber* from, Fiber* to, int shard);
   // Unregisters fibers of any shards, one lock per shard (reorders fs).
   void remove_batch(Fiber** fs, std::size_t n) noexcept;
 
@@ -91,6 +97,7 @@ class FiberRegistry {
     std::vector<std::uint32_t> free;  // free slot indices
   };
   [[nodiscard]] int outside_shard() const noexcept { return static_cast<int>(shards_.size()) - 1; }
+  void insert(Fiber* f, int shard);
   static void unlink(Shard& s, Fiber* f) noexcept;
 
   std::vector<std::unique_ptr<Shard>> shards_;

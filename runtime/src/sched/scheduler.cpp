@@ -310,10 +310,18 @@ Fiber* Worker::steal(bool steal_run_next) {
   return nullptr;
 }
 
+void Worker::unregister_later(Fiber* f) {
+  exited_elsewhere_.push_back(f);
+  if (exited_elsewhere_.size() >= kExitedBatch) flush_exited();
+}
+
 void Worker::flush_exited() {
   if (exited_elsewhere_.empty()) return;
   sched_.registry_.remove_batch(exited_elsewhere_.data(), exited_elsewhere_.size());
-  for (Fiber* f : exited_elsewhere_) sched_.free_fiber(*this, f);
+  for (Fiber* f : exited_elsewhere_) {
+    if (f->stack.lo == nullptr) Scheduler::delete_unstarted(f);  // a record left by start_unstarted
+    else sched_.free_fiber(*this, f);
+  }
   exited_elsewhere_.clear();
 }
 
@@ -514,8 +522,14 @@ Fiber* Scheduler::start_unstarted(Worker& w, Fiber* pending) {
   pending->fn.destroy(pending->fn.src);  // moved from
   std::memcpy(f->name, pending->name, sizeof f->name);  // only the fiber itself renames it
   f->spawn_site = pending->spawn_site;
-  registry_.replace(pending, f);
-  delete_unstarted(pending);
+  const int here = registry_.shard_of_worker(w.index_);
+  if (pending->registry_shard == here) {
+    registry_.replace(pending, f);
+    delete_unstarted(pending);
+  } else {
+    registry_.move(pending, f, here);
+    w.unregister_later(pending);
+  }
   return f;
 }
 
@@ -561,8 +575,7 @@ void Scheduler::recycle(Worker& w, Fiber* f) {
   } else {
     registry_.mark_exited(f);
     registry_.count_exit(w.index_);
-    w.exited_elsewhere_.push_back(f);
-    if (w.exited_elsewhere_.size() >= kExitedBatch) w.flush_exited();
+    w.unregister_later(f);
   }
   if (was_main) stop();
 }

@@ -85,9 +85,11 @@ class Worker {
   bool fifo_next_ = false;   // the last fiber yielded: pick the oldest next
   std::uint64_t rng_;
   std::vector<Stack> stack_cache_;  // default-size stacks (each with room for its record) recycled here
-  // Fibers that finished here but were registered by another worker: unregistered in batches
-  // (fiber_registry.hpp), their stacks reused only after that.
+  // Fibers that finished here but were registered by another worker, and the old records of
+  // fibers spawned elsewhere that first started here (FiberRegistry::move): unregistered in
+  // batches (fiber_registry.hpp), their stacks and records reused only after that.
   std::vector<Fiber*> exited_elsewhere_;
+  void unregister_later(Fiber* f);
   void flush_exited();
   UnstartedArena unstarted_arena_;  // records of fibers spawned here into a backlog
   std::thread thread_;
