@@ -21,6 +21,7 @@
 
 #include <spindle/chan.hpp>
 #include <spindle/context.hpp>
+#include <spindle/debug.hpp>
 #include <spindle/mutex.hpp>
 #include <spindle/runtime.hpp>
 #include <spindle/select.hpp>
@@ -33,6 +34,7 @@ using namespace spindle;
 using SteadyClock = std::chrono::steady_clock;
 
 bool g_small = false;
+bool g_stats = false;
 
 long scaled(long n) { return g_small ? n / 100 : n; }
 
@@ -358,7 +360,7 @@ const std::map<std::string, std::function<Result()>>& workloads() {
 }
 
 [[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: spindle_compare <workload> --workers N [--scale small|full]\n");
+  std::fprintf(stderr, "usage: spindle_compare <workload> --workers N [--scale small|full] [--stats]\n");
   std::exit(2);
 }
 
@@ -376,6 +378,8 @@ int main(int argc, char** argv) {
       const std::string s = argv[++i];
       if (s != "small" && s != "full") usage();
       g_small = s == "small";
+    } else if (std::strcmp(argv[i], "--stats") == 0) {
+      g_stats = true;  // the runtime's counters, to stderr: where a workload's time goes
     } else {
       usage();
     }
@@ -389,7 +393,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "spindle_compare: unknown workload \"%s\"\n", name.c_str());
     return 2;
   }
-  Result r = run(Options{.workers = workers}, it->second);
+  Result r = run(Options{.workers = workers}, [&] {
+    Result res = it->second();
+    if (g_stats) {
+      const RuntimeStats st = runtime_stats();
+      std::fprintf(stderr,
+                   "stats: spawned %llu, switches %llu, parks %llu, steals %llu, idle sleeps %llu, timers %llu\n",
+                   static_cast<unsigned long long>(st.spawned), static_cast<unsigned long long>(st.context_switches),
+                   static_cast<unsigned long long>(st.parks), static_cast<unsigned long long>(st.steals),
+                   static_cast<unsigned long long>(st.idle_sleeps), static_cast<unsigned long long>(st.timers_fired));
+    }
+    return res;
+  });
   std::string extra;
   for (const auto& [k, v] : r.extra) {
     extra += fmt::format("{}\"{}\":{:.3f}", extra.empty() ? "" : ",", k, v);

@@ -36,6 +36,26 @@ FIBER_TEST(Fairness, PingPongPairDoesNotStarveAQueuedFiber) {
   EXPECT_TRUE(stop.load());
 }
 
+// A worker busy in one fiber that never yields still has its queued fibers taken by the others:
+// the lone ring entry once the owner is seen not to switch (Worker::stalled), the run_next one
+// after the idle poll. The busy fiber waits for both, with a generous bound instead of a hang.
+FIBER_TEST(Fairness, BusyWorkerLosesItsQueuedFibersToIdleOnes) {
+  if (workers() < 2) GTEST_SKIP() << "needs another worker to take them";
+  std::atomic<int> ran{0};
+  std::atomic<bool> in_time{false};
+  WaitGroup wg;
+  wg.go([&] {
+    wg.go([&] { ran.fetch_add(1); });  // queued in the ring once the next one takes run_next
+    wg.go([&] { ran.fetch_add(1); });  // run_next
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ran.load() < 2 && std::chrono::steady_clock::now() < give_up) {
+    }  // busy: never yields, so only another worker can run them
+    in_time.store(ran.load() == 2);
+  });
+  wg.wait();
+  EXPECT_TRUE(in_time.load()) << ran.load() << " of 2 queued fibers ran while their worker was busy";
+}
+
 // Hands off between two fibers until `stop`.
 void ping_pong_until(const std::atomic<bool>& stop, WaitGroup& wg) {
   Chan<int> ping(0), pong(0);

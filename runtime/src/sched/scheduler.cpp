@@ -299,6 +299,7 @@ Fiber* Worker::steal(bool steal_run_next) {
   for (std::uint32_t i = 0; i < n; ++i) {
     Worker* victim = sched_.workers_[(start + i) % n].get();
     if (victim == this) continue;
+    if (!steal_run_next && victim->runq_.size() == 1 && !stalled(*victim)) continue;
     Fiber* batch[RunQueue::kSize / 2 + 1];
     std::uint32_t got = victim->runq_.grab(batch, steal_run_next);
     if (got == 0) continue;
@@ -308,6 +309,17 @@ Fiber* Worker::steal(bool steal_run_next) {
     return batch[0];
   }
   return nullptr;
+}
+
+bool Worker::stalled(const Worker& victim) {
+  if (seen_switches_.size() <= static_cast<std::size_t>(victim.index_)) {
+    seen_switches_.resize(sched_.workers_.size(), ~std::uint64_t{0});
+  }
+  const std::uint64_t now = victim.switches_.load(std::memory_order_relaxed);
+  std::uint64_t& seen = seen_switches_[static_cast<std::size_t>(victim.index_)];
+  const bool same = seen == now;
+  seen = now;
+  return same;
 }
 
 void Worker::unregister_later(Fiber* f) {
@@ -348,7 +360,7 @@ bool Worker::sleep_idle() {
     // A fiber in another worker's run_next slot waits for that worker to park; if it is busy for
     // long, steal it (Go's thieves take runnext after ~3 us). Poll for that, not indefinitely.
     for (auto& other : sched_.workers_) {
-      if (other.get() != this && other->runq_.has_run_next()) {
+      if (other.get() != this && (other->runq_.has_run_next() || other->runq_.size() > 0)) {
         run_next_victim = other.get();
         victim_switches = other->switches_.load(std::memory_order_relaxed);
         deadline = std::min(deadline, Clock::now() + kRunNextPoll);
