@@ -36,6 +36,8 @@ constexpr std::size_t kExitedBatch = 32;  // fibers unregistered elsewhere per b
 constexpr std::size_t kUnstartedBacklog = 1024;
 constexpr std::uint64_t kGlobalFairnessTick = 61;  // Go: check the global queue every 61 ticks
 constexpr auto kRunNextPoll = std::chrono::microseconds(500);
+// A queue this short is not stolen from a worker that keeps switching (Worker::stalled).
+constexpr std::uint32_t kKeepQueued = 2;
 constexpr auto kIdleSpin = std::chrono::microseconds(20);  // see Worker::spin_for_work
 
 int default_worker_count(const Options& opts) {
@@ -299,7 +301,7 @@ Fiber* Worker::steal(bool steal_run_next) {
   for (std::uint32_t i = 0; i < n; ++i) {
     Worker* victim = sched_.workers_[(start + i) % n].get();
     if (victim == this) continue;
-    if (!steal_run_next && victim->runq_.size() == 1 && !stalled(*victim)) continue;
+    if (!steal_run_next && victim->runq_.size() <= kKeepQueued && !stalled(*victim)) continue;
     Fiber* batch[RunQueue::kSize / 2 + 1];
     std::uint32_t got = victim->runq_.grab(batch, steal_run_next);
     if (got == 0) continue;

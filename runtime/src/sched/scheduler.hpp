@@ -97,11 +97,12 @@ class Worker {
  private:
   Fiber* find_runnable();
   Fiber* steal(bool steal_run_next);
-  // A victim's lone queued fiber is left to it while it keeps switching: that fiber runs within
-  // a few hand-offs there, and taking it splits fibers that feed each other across vCPUs (select
-  // over two unbuffered channels at 2 workers moved a fiber on one hand-off in nine). True once
+  // A victim's short queue (kKeepQueued fibers or fewer) is left to it while it keeps switching:
+  // those fibers run within a few hand-offs there, and taking one splits fibers that feed each
+  // other across vCPUs (select over two unbuffered channels at 2 workers moved a fiber on one
+  // hand-off in nine; in the machine's "far" vCPU state that doubled its time). True once
   // `victim` has not switched since this worker's previous look (about a microsecond of
-  // spinning): it is busy in one fiber, so take it (Go's thieves wait ~3 us for runnext alike).
+  // spinning): it is busy in one fiber, so take them (Go's thieves wait ~3 us for runnext alike).
   bool stalled(const Worker& victim);
   std::vector<std::uint64_t> seen_switches_;  // per victim, at this worker's last look
   Fiber* spin_for_work();
