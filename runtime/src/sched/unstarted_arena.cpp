@@ -45,8 +45,13 @@ std::size_t round_up(std::size_t n) noexcept {
 
 }  // namespace
 
-UnstartedArena::~UnstartedArena() {
-  if (current_ != nullptr) unref(current_);
+UnstartedArena::~UnstartedArena() { retire(); }
+
+void UnstartedArena::retire() noexcept {
+  if (current_ == nullptr) return;
+  Chunk* c = current_;
+  current_ = nullptr;
+  unref(c, kBias - allocated_);  // the last block's release, or this, frees it
 }
 
 void* UnstartedArena::allocate(std::size_t bytes) {
@@ -59,12 +64,13 @@ void* UnstartedArena::allocate(std::size_t bytes) {
                  -1, 0);
       if (p == MAP_FAILED) throw std::bad_alloc();
     }
-    if (current_ != nullptr) unref(current_);  // its last record's release unmaps it
-    current_ = ::new (p) Chunk{{1}};
+    retire();
+    current_ = ::new (p) Chunk{{kBias}};
+    allocated_ = 0;
     bump_ = static_cast<char*>(p) + kFirstBlock;
     end_ = static_cast<char*>(p) + kChunkBytes;
   }
-  current_->refs.fetch_add(1, std::memory_order_relaxed);
+  ++allocated_;
   char* block = bump_;
   bump_ += need;
   *reinterpret_cast<Chunk**>(block) = current_;
@@ -72,12 +78,13 @@ void* UnstartedArena::allocate(std::size_t bytes) {
 }
 
 void UnstartedArena::release(void* block) noexcept {
-  unref(*reinterpret_cast<Chunk**>(static_cast<char*>(block) - kHeader));
+  unref(*reinterpret_cast<Chunk**>(static_cast<char*>(block) - kHeader), 1);
 }
 
-void UnstartedArena::unref(Chunk* c) noexcept {
+void UnstartedArena::unref(Chunk* c, std::int64_t n) noexcept {
   // acq_rel: every use of the chunk's blocks happens before the unmap by the last one out.
-  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  // kBias - allocated - (releases) reaches zero exactly once, after retire() and every release.
+  if (c->refs.fetch_sub(n, std::memory_order_acq_rel) == n) {
     c->~Chunk();
     if (!cache_chunk(c)) ::munmap(c, kChunkBytes);
   }

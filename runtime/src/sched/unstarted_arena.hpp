@@ -5,8 +5,8 @@
 // each then touching a stack page of its own. From the C heap, the freed records stayed
 // resident (they are freed oldest first, so the heap never trims), and a million parked fibers
 // cost their page plus a dead record each: 4.4 KB instead of 4.1. Here a worker bump-allocates
-// records from 32 KiB chunks of its own; each chunk counts its live records (plus one for the
-// worker while it allocates from it), and whoever frees its last record returns the chunk: to a
+// records from 32 KiB chunks of its own; each chunk counts its live records (biased: see
+// Chunk::refs), and whoever frees its last record returns the chunk: to a
 // small shared cache of empty chunks (warm pages for the next flood: fresh ones cost a page fault
 // per 14 records), or to the system once the cache holds 8 MiB. Chunks are small because one
 // record that waits long keeps its whole chunk resident.
@@ -37,11 +37,19 @@ class UnstartedArena {
 
  private:
   struct Chunk {
-    std::atomic<std::int64_t> refs;  // live blocks, plus one while it is the owner's current
+    // Starts at kBias while the chunk is the owner's current one, and every release subtracts
+    // one; the owner adds nothing per block (it counts them in allocated_) and settles the bias
+    // when it moves on (retire). So the owner writes this line twice per chunk rather than once
+    // per block: with the records freed on another worker (a spawning loop whose fibers are
+    // started elsewhere), a per-block increment bounced the line between vCPUs every spawn.
+    std::atomic<std::int64_t> refs;
   };
-  static void unref(Chunk* c) noexcept;
+  static constexpr std::int64_t kBias = std::int64_t{1} << 40;  // more blocks than a chunk holds
+  static void unref(Chunk* c, std::int64_t n) noexcept;
+  void retire() noexcept;
 
   Chunk* current_ = nullptr;
+  std::int64_t allocated_ = 0;  // blocks handed out from current_
   char* bump_ = nullptr;
   char* end_ = nullptr;
 };
