@@ -4,8 +4,11 @@
 #include <random>
 #include <vector>
 
+#include <spindle/chan.hpp>
 #include <spindle/runtime.hpp>
 #include <spindle/this_fiber.hpp>
+#include <spindle/time.hpp>
+#include <spindle/waitgroup.hpp>
 
 #include "runtime/park_latch.hpp"
 #include "support/fiber_test.hpp"
@@ -71,6 +74,24 @@ FIBER_TEST(Sleep, ShortSleepIsNotHeldUpByALongOne) {
   }
   done.wait();
   EXPECT_TRUE(long_done.load());
+}
+
+// Timers live on the heap of the worker that queued them (timer_heaps.hpp). A worker busy in
+// one fiber that never yields cannot fire its own: another worker must. The busy fiber queues a
+// timer, then spins until its channel holds the tick, with a generous bound instead of a hang.
+FIBER_TEST(Timers, ABusyWorkersTimersFireElsewhere) {
+  if (workers() < 2) GTEST_SKIP() << "needs another worker to fire them";
+  std::atomic<bool> fired{false};
+  WaitGroup wg;
+  wg.go([&] {
+    Receiver<TimePoint> tick = after(1ms);  // queued on this fiber's worker
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (tick.len() == 0 && std::chrono::steady_clock::now() < give_up) {
+    }  // busy: never yields, so only another worker can fire it
+    fired.store(tick.len() == 1);
+  });
+  wg.wait();
+  EXPECT_TRUE(fired.load()) << "a timer on a busy worker's heap did not fire";
 }
 
 FIBER_TEST(Yield, LetsOtherFibersRunOnOneWorker) {

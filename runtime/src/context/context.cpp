@@ -516,7 +516,7 @@ CancelableContext with_deadline_cause(const Context& parent, TimePoint d, std::e
   n->timer_sched = s;
   n->timer_run = run;
   n->timer_mode.store(detail::TimerMode::armed, std::memory_order_release);
-  if (s->timers_.add(&n->timer)) s->on_timer_earlier();
+  s->add_timer(&n->timer);
   return out;
 }
 

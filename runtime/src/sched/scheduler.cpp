@@ -199,7 +199,7 @@ void Worker::after_switch(Fiber* f) {
       park_req_ = {};
       // Only now, with the fiber off its stack, may a waker see it (park.hpp).
       if (req.opts->unlock != nullptr) req.opts->unlock(req.opts->unlock_arg);
-      if (req.timer != nullptr && sched_.timers_.add(req.timer)) sched_.on_timer_earlier();
+      if (req.timer != nullptr && sched_.timers_.add(req.timer, index_)) sched_.on_timer_earlier();
       if (const Interrupt* in = req.opts->interrupt) in->arm(in->self, *req.waiter);
       ParkState expected = ParkState::running;
       if (!f->park_state.compare_exchange_strong(expected, ParkState::parked,
@@ -228,7 +228,10 @@ Fiber* Worker::find_runnable() {
     if (tick_ % kGlobalFairnessTick == 0 && !sched_.global_empty()) {
       if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
-    if ((tick_ & 7) == 0) sched_.check_timers();
+    // This worker's timers every 8th pick; every heap now and then, in case a worker busy in
+    // one long fiber holds due timers (idle workers fire those too).
+    if (tick_ % kGlobalFairnessTick == 0) sched_.check_timers(-1);
+    else if ((tick_ & 7) == 0) sched_.check_timers(index_);
     // Busy workers still look at the network now and then (Go's sysmon does it every 10 ms),
     // or fibers waiting on I/O would starve behind fibers that only yield.
     if (tick_ % kGlobalFairnessTick == 0) sched_.poll_network();
@@ -241,7 +244,7 @@ Fiber* Worker::find_runnable() {
     if (!sched_.global_empty()) {
       if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
-    if (sched_.check_timers() > 0) {
+    if (sched_.check_timers(-1) > 0) {
       if (Fiber* f = runq_.pop()) return found(f);
     }
     if (sched_.poll_network()) {  // it readies fibers to the global queue, in order
@@ -408,7 +411,10 @@ bool Worker::sleep_idle() {
 // Scheduler
 
 Scheduler::Scheduler(const Options& opts)
-    : opts_(opts), stacks_(opts.max_guarded_stacks), registry_(default_worker_count(opts)) {
+    : opts_(opts),
+      stacks_(opts.max_guarded_stacks),
+      timers_(default_worker_count(opts)),
+      registry_(default_worker_count(opts)) {
   const int n = registry_.workers();
   workers_.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
@@ -841,20 +847,27 @@ void Scheduler::on_timer_earlier() { wake_idle_worker(); }
 
 namespace {
 
-[[gnu::noinline]] std::size_t check_timers_traced(Scheduler& s, TimePoint now) {
+[[gnu::noinline]] std::size_t check_timers_traced(Scheduler& s, TimePoint now, int worker) {
   const std::int64_t begin = trace_clock();
-  const std::size_t fired = s.timers_.run_expired(now);
+  const std::size_t fired = s.timers_.run_expired(now, worker);
   if (Worker* w = current_worker(); w != nullptr && &w->sched_ == &s) trace_timers(w->index_, begin, fired);
   return fired;
 }
 
 }  // namespace
 
-std::size_t Scheduler::check_timers() {
-  if (timers_.next() == kNoDeadline) return 0;  // no timer: no clock read (every 8th pick)
+void Scheduler::add_timer(TimerNode* t) {
+  Worker* w = current_worker();
+  if (timers_.add(t, w != nullptr && &w->sched_ == this ? w->index_ : -1)) on_timer_earlier();
+}
+
+std::size_t Scheduler::check_timers(int worker) {
+  const TimePoint next = worker < 0 ? timers_.next() : timers_.next(worker);
+  if (next == kNoDeadline) return 0;  // no timer: no clock read (every 8th pick)
   const TimePoint now = spindle::now();  // virtual in a synctest bubble
-  if (!timers_.due(now)) return 0;
-  const std::size_t fired = trace_on() ? check_timers_traced(*this, now) : timers_.run_expired(now);
+  if (now < next) return 0;
+  const std::size_t fired =
+      trace_on() ? check_timers_traced(*this, now, worker) : timers_.run_expired(now, worker);
   timers_fired_.fetch_add(fired, std::memory_order_relaxed);
   return fired;
 }

@@ -35,7 +35,7 @@
 #include "sched/fiber_registry.hpp"
 #include "sched/run_queue.hpp"
 #include "sched/unstarted_arena.hpp"
-#include "time/timer_heap.hpp"
+#include "time/timer_heaps.hpp"
 
 namespace spindle::detail {
 
@@ -136,8 +136,10 @@ class Scheduler {
   void push_local(Worker& w, Fiber* f);
   // A timer became the earliest: make sure a sleeping worker re-arms its timeout.
   void on_timer_earlier();
-  // Fire due timers; returns how many fired.
-  std::size_t check_timers();
+  // Queues `t` on the calling worker's heap (threads outside the runtime: the outside heap).
+  void add_timer(TimerNode* t);
+  // Fire the due timers of worker `worker`'s heap, or of every heap for -1; returns how many.
+  std::size_t check_timers(int worker);
 
   void start_workers();     // threads for workers 1..N-1; worker 0 is the caller of run()
   void stop();              // wakes every worker; loops exit
@@ -190,11 +192,11 @@ class Scheduler {
   std::size_t default_stack_bytes_;
   std::vector<std::unique_ptr<Worker>> workers_;
   StackPool stacks_;
+  TimerHeaps timers_;  // one heap per worker, on lines of their own
   // The groups below are written by every worker at different rates: each starts a cache line
   // of its own, or one group's writes evict another's readers. (Shrinking TimerHeap's lock once
   // moved the global queue's lock onto a line with the idle counters: spawn+join at 2 workers
   // took 7% longer.)
-  alignas(kCacheLine) TimerHeap timers_;
 
   alignas(kCacheLine) std::mutex global_mu_;
   std::deque<Fiber*> global_;  // contiguous: popping must not walk cold fiber records

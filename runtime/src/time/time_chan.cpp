@@ -54,9 +54,7 @@ Scheduler* require_runtime(const char* what) {
 // The timer heap this state's node lives in, if its runtime is still the running one.
 Scheduler* live_sched(Scheduler* s) noexcept { return current_scheduler() == s ? s : nullptr; }
 
-void add_timer(Scheduler* s, TimerNode* node) {
-  if (s->timers_.add(node)) s->on_timer_earlier();
-}
+void add_timer(Scheduler* s, TimerNode* node) { s->add_timer(node); }
 
 bool fire_time_chan(TimerNode* t) noexcept {
   auto* s = static_cast<TimeChanState*>(t->owner);

@@ -10,6 +10,7 @@ constexpr std::size_t kArity = 4;
 
 bool TimerHeap::add(TimerNode* t) {
   std::lock_guard lock(mu_);
+  t->heap.store(this, std::memory_order_release);
   heap_.push_back({t->when, t});
   sift_up(heap_.size() - 1);
   const bool earliest = heap_.front().node == t;
@@ -19,7 +20,7 @@ bool TimerHeap::add(TimerNode* t) {
 
 bool TimerHeap::cancel(TimerNode* t) {
   std::lock_guard lock(mu_);
-  if (t->index == TimerNode::kNotQueued) return false;
+  if (t->index == TimerNode::kNotQueued || t->heap.load(std::memory_order_relaxed) != this) return false;
   const bool was_front = t->index == 0;
   remove_at(t->index);
   if (was_front) publish_next();

@@ -1,13 +1,8 @@
-// TimerHeap: every deadline in the runtime (sleeps, timed waits, time channels, context
-// deadlines) is a TimerNode in one 4-ary min-heap.
-//
-// Any worker fires expired timers at its scheduling points and before it sleeps, and an idle
-// worker sleeps only until the earliest deadline, so no timer depends on one particular worker
-// (a busy or blocked worker cannot strand timers). Rejected: per-worker heaps as in Go 1.14+;
-// with few workers one heap with an atomic "next deadline" is cheaper to check and simpler to
-// make correct, and contention is measured in bench/ (timers_100k). The lock is a SpinLock:
-// held for a sift and a claim, a std::mutex's futex sleep and wake-up cost far more than the
-// wait (100k sleepers on two workers: 17% lower wall time than with std::mutex).
+// TimerHeap: a 4-ary min-heap of deadlines (sleeps, timed waits, time channels, context
+// deadlines), each a TimerNode. Every worker has one (timer_heaps.hpp), with an atomic "next
+// deadline" that other workers read without the lock. The lock is a SpinLock: held for a sift
+// and a claim, a std::mutex's futex sleep and wake-up cost far more than the wait (100k sleepers
+// on two workers sharing one heap: 17% lower wall time than with std::mutex).
 //
 // `fire` runs with the heap's lock held, so after cancel() returns the node is either removed
 // (fire never runs) or fire has completed: the owner may then free the node. (A wake_on_expiry
@@ -28,6 +23,8 @@
 
 namespace spindle::detail {
 
+class TimerHeap;
+
 struct TimerNode {
   TimePoint when{};
   // Runs with the heap lock held; must not block nor call the heap. Returning true re-queues the
@@ -40,9 +37,12 @@ struct TimerNode {
   Waiter* wake_on_expiry = nullptr;
   std::size_t index = kNotQueued;
   static constexpr std::size_t kNotQueued = static_cast<std::size_t>(-1);
+  // The heap it was last queued on (set under that heap's lock), so that any thread can cancel it.
+  std::atomic<TimerHeap*> heap{nullptr};
+  [[nodiscard]] TimerHeap* queued_on() const noexcept { return heap.load(std::memory_order_acquire); }
 };
 
-class TimerHeap {
+class alignas(64) TimerHeap {  // its own cache lines: each worker's is written by that worker
  public:
   // Queues `t` (which must not be queued). Returns true if it became the earliest deadline
   // (so sleepers must re-arm their timeout).
