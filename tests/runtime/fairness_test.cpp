@@ -37,7 +37,7 @@ FIBER_TEST(Fairness, PingPongPairDoesNotStarveAQueuedFiber) {
 }
 
 // A worker busy in one fiber that never yields still has its queued fibers taken by the others:
-// its short ring once the owner is seen not to switch (Worker::stalled), the run_next one
+// its short ring once the owner is seen not to switch for 10 us (Worker::stalled), the run_next one
 // after the idle poll. The busy fiber waits for both, with a generous bound instead of a hang.
 FIBER_TEST(Fairness, BusyWorkerLosesItsQueuedFibersToIdleOnes) {
   if (workers() < 2) GTEST_SKIP() << "needs another worker to take them";

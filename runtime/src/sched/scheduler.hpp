@@ -101,10 +101,16 @@ class Worker {
   // those fibers run within a few hand-offs there, and taking one splits fibers that feed each
   // other across vCPUs (select over two unbuffered channels at 2 workers moved a fiber on one
   // hand-off in nine; in the machine's "far" vCPU state that doubled its time). True once
-  // `victim` has not switched since this worker's previous look (about a microsecond of
-  // spinning): it is busy in one fiber, so take them (Go's thieves wait ~3 us for runnext alike).
+  // `victim` has not switched for kStallPatience (10 us) of this worker's looks: it is busy in
+  // one fiber, so take one (Go's thieves wait ~3 us for runnext alike); the next only after as
+  // long again. A selector draining 1,024 buffered values runs ~40 us without switching: taking
+  // its producers one after another to the other vCPU cost select_buffered a fifth (far vCPUs).
   bool stalled(const Worker& victim);
-  std::vector<std::uint64_t> seen_switches_;  // per victim, at this worker's last look
+  struct VictimView {
+    std::uint64_t switches = ~std::uint64_t{0};  // the victim's count at this worker's last look
+    TimePoint since{};                            // when that count was first seen
+  };
+  std::vector<VictimView> victim_views_;
   Fiber* spin_for_work();
   void stop_spinning(bool found_work);
   void run(Fiber* f);
