@@ -97,13 +97,13 @@ class Worker {
  private:
   Fiber* find_runnable();
   Fiber* steal(bool steal_run_next);
-  // A victim's short queue (kKeepQueued fibers or fewer) is left to it while it keeps switching:
+  // A victim's short queue (kKeepQueued, 8 fibers or fewer) is left to it while it keeps switching:
   // those fibers run within a few hand-offs there, and taking one splits fibers that feed each
   // other across vCPUs (select over two unbuffered channels at 2 workers moved a fiber on one
   // hand-off in nine; in the machine's "far" vCPU state that doubled its time). True once
   // `victim` has not switched for kStallPatience (10 us) of this worker's looks: it is busy in
-  // one fiber, so take one (Go's thieves wait ~3 us for runnext alike); the next only after as
-  // long again. A selector draining 1,024 buffered values runs ~40 us without switching: taking
+  // one fiber, so take half of them (Go's thieves wait ~3 us for runnext alike); more only after
+  // as long again. A selector draining 1,024 buffered values runs ~40 us without switching: taking
   // its producers one after another to the other vCPU cost select_buffered a fifth (far vCPUs).
   bool stalled(const Worker& victim);
   struct VictimView {
