@@ -292,14 +292,16 @@ Result timers() {
   const long n = scaled(100'000);
   std::vector<std::int64_t> late(static_cast<std::size_t>(n));
   WaitGroup wg;
+  wg.add(n);  // once, as the Go peer does: not a shared counter bumped per spawn
   const auto t0 = SteadyClock::now();
   for (long i = 0; i < n; ++i) {
-    wg.go([&late, i] {
+    go([&late, &wg, i] {
       const auto d = std::chrono::microseconds(1000 + splitmix64(static_cast<std::uint64_t>(i)) % 9001);
       const auto s = SteadyClock::now();
       this_fiber::sleep_for(d);
       late[static_cast<std::size_t>(i)] =
           std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - s - d).count();
+      wg.done();
     });
   }
   wg.wait();
