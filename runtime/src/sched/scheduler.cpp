@@ -378,10 +378,11 @@ bool Worker::sleep_idle() {
   std::uint64_t victim_switches = 0;
   Worker* run_next_victim = nullptr;
   if (!retry && sched_.workers_.size() > 1) {
-    // A fiber in another worker's run_next slot waits for that worker to park; if it is busy for
-    // long, steal it (Go's thieves take runnext after ~3 us). Poll for that, not indefinitely.
+    // Fibers in another worker's run_next slot or short ring (which spinning thieves leave to
+    // it, Worker::stalled) wait for that worker to get to them; if it is busy for long, steal
+    // them (Go's thieves take runnext after ~3 us). Poll for that, not indefinitely.
     for (auto& other : sched_.workers_) {
-      if (other.get() != this && (other->runq_.has_run_next() || other->runq_.size() > 0)) {
+      if (other.get() != this && other->runq_.size() > 0) {  // size() counts run_next
         run_next_victim = other.get();
         victim_switches = other->switches_.load(std::memory_order_relaxed);
         deadline = std::min(deadline, Clock::now() + kRunNextPoll);
