@@ -38,7 +38,6 @@ class TimerHeaps {
   // Cheap, lock-free: the earliest deadline of all heaps; is anything due at `now`?
   [[nodiscard]] TimePoint next() const noexcept;
   [[nodiscard]] bool due(TimePoint now) const noexcept;
-  [[nodiscard]] bool due(TimePoint now, int worker) const noexcept { return heap(worker).due(now); }
   [[nodiscard]] TimePoint next(int worker) const noexcept { return heap(worker).next(); }
 
  private:
