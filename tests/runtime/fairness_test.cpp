@@ -1,5 +1,6 @@
 // Fairness: a pair of fibers handing off to each other through run_next must not starve the
-// other runnable fibers of their worker (every 61st pick takes the oldest queued fiber first),
+// other runnable fibers of their worker (once the oldest queued fiber has waited a millisecond,
+// a pick takes it first; the check runs every 61st pick),
 // nor its timers and the global queue: the pair switches directly to each other, and only the
 // scheduler loop (which still runs every 8th pick) fires timers and looks at the global queue.
 #include <atomic>
@@ -98,6 +99,25 @@ FIBER_TEST(Fairness, PingPongPairDoesNotStarveTheGlobalQueue) {
   wg.wait();
   outside.join();
   EXPECT_TRUE(stop.load());
+}
+
+// A fiber that yields in a loop until the fibers it spawned have run must let them run. More
+// than a ring holds spill to the global queue, which a worker takes from when its own queue
+// runs dry, and after a yield (Go's Gosched queues the yielder behind the global queue); a
+// worker kept busy by the yielder would otherwise serve its backlog only once a millisecond.
+FIBER_TEST(Fairness, YieldingLoopLetsTheSpilledBacklogRun) {
+  constexpr int kFibers = 20'000;  // 78 rings' worth: most of them spill
+  std::atomic<int> ran{0};
+  for (int i = 0; i < kFibers; ++i) go([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+  long yields = 0;
+  constexpr long kYieldCap = 50L * kFibers;  // fail, rather than take a millisecond a fiber
+  while (ran.load(std::memory_order_relaxed) < kFibers && yields < kYieldCap) {
+    this_fiber::yield();
+    ++yields;
+  }
+  EXPECT_EQ(ran.load(), kFibers) << "after " << yields << " yields";
+  // On failure some have not run yet, and they refer to `ran`.
+  while (num_fibers() > 1) this_fiber::yield();
 }
 
 }  // namespace

@@ -9,9 +9,9 @@
 // Unlike Go's FIFO ring, the owner pops the ring LIFO (newest first) and thieves steal the oldest
 // half, as in Cilk-style work stealing: fork-join work (skynet, a loop that spawns then waits)
 // then runs depth-first, keeping few stacks live and warm; with FIFO, 1M spawned fibers were
-// nearly all alive at once (175k live stacks, 715 MB, measured). Starvation of the oldest entries
-// is prevented by popping FIFO every kFairnessTick picks (Worker::find_runnable), and yielding
-// fibers go to the global queue as Go's Gosched does.
+// nearly all alive at once (175k live stacks, 715 MB, measured). Starvation of the oldest entry
+// is prevented by popping it first once it has been passed over for kStarvationLimit
+// (Worker::oldest_starved), and yielding fibers go to the global queue as Go's Gosched does.
 //
 // head, tail and an ABA tag share one 64-bit word, changed only by CAS: the owner's LIFO pop and
 // a thief's grab race for the same slots, and the tag (bumped by every owner pop) stops a thief
@@ -131,6 +131,20 @@ class RunQueue {
   [[nodiscard]] const Fiber* peek_newest() const noexcept {
     const Ends e = unpack(word_.load(std::memory_order_relaxed));
     return e.tail == e.head ? nullptr : buf_[(e.tail - 1) % kSize].load(std::memory_order_relaxed);
+  }
+
+  // Owner only, a hint: the ring's oldest entry and its position. Both stay put while LIFO pops
+  // and pushes pass it over; they change when it is taken (a FIFO pop, a steal) or, the ring
+  // having emptied, another entry has come to sit in its place.
+  struct Oldest {
+    std::uint32_t index = 0;
+    const Fiber* fiber = nullptr;  // null: the ring is empty
+    bool operator==(const Oldest&) const = default;
+  };
+  [[nodiscard]] Oldest oldest() const noexcept {
+    const Ends e = unpack(word_.load(std::memory_order_relaxed));
+    if (e.tail == e.head) return {e.head, nullptr};
+    return {e.head, buf_[e.head % kSize].load(std::memory_order_relaxed)};
   }
 
   [[nodiscard]] bool ring_empty() const noexcept {

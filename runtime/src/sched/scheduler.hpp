@@ -111,6 +111,12 @@ class Worker {
     TimePoint since{};                            // when that count was first seen
   };
   std::vector<VictimView> victim_views_;
+  // True when the ring's oldest entry has sat there for kStarvationLimit, passed over by LIFO
+  // picks and run_next hand-offs: the next pick takes it first. Looked at every
+  // kGlobalFairnessTick picks.
+  bool oldest_starved();
+  RunQueue::Oldest oldest_seen_{};
+  TimePoint oldest_seen_since_{};
   Fiber* spin_for_work();
   void stop_spinning(bool found_work);
   void run(Fiber* f);
@@ -164,9 +170,18 @@ class Scheduler {
   Fiber* start_unstarted(Worker& w, Fiber* pending);  // the started fiber replaces `pending`
 
   // Global queue.
-  void global_push(Fiber* f);
-  void global_push_batch(Fiber** fs, std::uint32_t n);
-  Fiber* global_pop(Worker& w);   // pops one, and moves a batch into w's ring
+  // The global queue (Go's sched.runq) has two parts. Injected: fibers readied outside any
+  // worker's own run queue (by the netpoller, by threads outside the runtime, by yields), which
+  // every worker serves at each kGlobalFairnessTick-th pick, as Go does. Spilled: the oldest half
+  // of a full ring, its worker's own backlog, served when a worker's queue runs dry and by that
+  // fairness pick only once its oldest has waited kStarvationLimit. (Served every 61st pick,
+  // spilled fork-join work ran breadth-first: each pick started another subtree of skynet, and
+  // each subtree's stacks stayed live.)
+  void global_push(Fiber* f);                    // injected
+  void spill(Fiber** fs, std::uint32_t n);       // spilled
+  Fiber* global_pop(Worker& w);   // pops one, injected first, and moves a batch into w's ring
+  Fiber* global_pop_fair(Worker& w);  // one injected, or one spilled that waited too long
+  void push_global_locked(Fiber** fs, std::uint32_t n, std::deque<Fiber*>& queue);
   Fiber* global_pop_migrating(Worker& w);  // force-migration mode; global_mu_ held
   [[nodiscard]] bool global_empty() const noexcept {
     return global_size_.load(std::memory_order_seq_cst) == 0;
@@ -205,12 +220,16 @@ class Scheduler {
   // took 7% longer.)
 
   alignas(kCacheLine) std::mutex global_mu_;
-  std::deque<Fiber*> global_;  // contiguous: popping must not walk cold fiber records
+  std::deque<Fiber*> global_;  // injected; contiguous: popping must not walk cold fiber records
+  std::deque<Fiber*> spilled_;
+  // Clock ticks (TimePoint::rep) when spilled_'s front last changed: its oldest has waited at
+  // least since then. Written under global_mu_, read without it by the fairness pick.
+  std::atomic<TimePoint::rep> spilled_front_since_{0};
   // Force-migration mode only: readied fibers, by the worker they last ran on. A worker pops
   // from every queue but its own, in O(workers); one shared queue made it skip its own fibers
   // one by one, quadratic in a million-fiber test.
   std::vector<std::deque<Fiber*>> global_by_last_worker_;
-  std::atomic<std::size_t> global_size_{0};  // both of the above
+  std::atomic<std::size_t> global_size_{0};  // all of the above
   [[nodiscard]] bool migrating() const noexcept { return opts_.force_migration && workers_.size() > 1; }
 
   alignas(kCacheLine) std::mutex idle_mu_;
