@@ -11,7 +11,7 @@
 // then runs depth-first, keeping few stacks live and warm; with FIFO, 1M spawned fibers were
 // nearly all alive at once (175k live stacks, 715 MB, measured). Starvation of the oldest entry
 // is prevented by popping it first once it has been passed over for kStarvationLimit
-// (Worker::oldest_starved), and yielding fibers go to the global queue as Go's Gosched does.
+// (Worker::StarvationWatch); a yielding fiber is requeued here and the next pick is FIFO.
 //
 // head, tail and an ABA tag share one 64-bit word, changed only by CAS: the owner's LIFO pop and
 // a thief's grab race for the same slots, and the tag (bumped by every owner pop) stops a thief

@@ -33,13 +33,6 @@ constexpr std::size_t kStackBatch = 32;
 constexpr std::size_t kExitedBatch = 32;  // fibers unregistered elsewhere per batch
 constexpr std::uint64_t kGlobalFairnessTick = 61;  // Go: check the global queue every 61 ticks
 constexpr auto kRunNextPoll = std::chrono::microseconds(500);
-// How long the oldest fiber in a worker's ring, or in the spilled part of the global queue, may
-// be passed over before a pick takes it first (Worker::oldest_starved, global_pop_fair). Taking
-// it every 61st pick made fork-join work breadth-first: each such pick started another subtree
-// of skynet, the ring overflowed, and every subtree's stacks stayed live (1M leaves at 1 worker:
-// 8,000 fibers live, 138 MB peak RSS, 34k page faults, 562 ms; with this limit 109 live, 6.6 MB,
-// 1k faults, 214 ms). Go bounds a time slice at 10 ms (forcePreemptNS).
-constexpr auto kStarvationLimit = std::chrono::milliseconds(1);
 // A queue this short is not stolen from a worker that keeps switching, until it has not switched
 // for kStallPatience (Worker::stalled), which is shorter than a spinning thief's kIdleSpin. Two
 // kept three communicating fibers together; eight also makes thieves take bigger batches from a
@@ -239,19 +232,29 @@ Fiber* Worker::find_runnable() {
   };
   for (;;) {
     if (sched_.stopping_.load(std::memory_order_acquire)) return nullptr;
-    if (tick_ % kGlobalFairnessTick == 0 && !sched_.global_empty()) {
-      if (Fiber* f = sched_.global_pop_fair(*this)) return found(f);
+    // Every kGlobalFairnessTick picks: has anything waited too long (kStarvationLimit)?
+    const bool fairness_look = tick_ % kGlobalFairnessTick == 0;
+    bool ring_starved = false;
+    if (fairness_look) {
+      const TimePoint now = Clock::now();
+      const RunQueue::Oldest oldest = runq_.oldest();
+      ring_starved = oldest.fiber != nullptr && ring_watch_.starved(oldest, now);
+      const bool spilled_starved = spilled_watch_.starved(
+          sched_.spilled_front_changes_.load(std::memory_order_relaxed), now);
+      if (!sched_.global_empty()) {
+        if (Fiber* f = sched_.global_pop_fair(*this, spilled_starved)) return found(f);
+      }
     }
     // This worker's timers every 8th pick; every heap now and then, in case a worker busy in
     // one long fiber holds due timers (idle workers fire those too).
-    if (tick_ % kGlobalFairnessTick == 0) sched_.check_timers(-1);
+    if (fairness_look) sched_.check_timers(-1);
     else if ((tick_ & 7) == 0) sched_.check_timers(index_);
     // Busy workers still look at the network now and then (Go's sysmon does it every 10 ms),
     // or fibers waiting on I/O would starve behind fibers that only yield.
-    if (tick_ % kGlobalFairnessTick == 0) sched_.poll_network();
+    if (fairness_look) sched_.poll_network();
     // LIFO normally (run_queue.hpp); FIFO after a yield (round-robin among yielders) and when
     // the oldest entry has waited too long.
-    const bool fair_pick = tick_ % kGlobalFairnessTick == 0 && oldest_starved();
+    const bool fair_pick = ring_starved;
     const bool yielded = fifo_next_;
     const bool fifo = yielded || fair_pick;
     fifo_next_ = false;
@@ -290,21 +293,6 @@ Fiber* Worker::find_runnable() {
     }
     if (!sleep_idle()) return nullptr;
   }
-}
-
-bool Worker::oldest_starved() {
-  const RunQueue::Oldest now_oldest = runq_.oldest();
-  if (now_oldest.fiber == nullptr) return false;  // nothing waits in the ring
-  const TimePoint now = Clock::now();
-  if (!(now_oldest == oldest_seen_)) {
-    // Another entry is the oldest now: its wait is counted from here, so the bound is
-    // kStarvationLimit plus one look's interval. (The same fiber back in the same slot after it
-    // ran counts as still waiting: that only brings the fair pick forward.)
-    oldest_seen_ = now_oldest;
-    oldest_seen_since_ = now;
-    return false;
-  }
-  return now - oldest_seen_since_ >= kStarvationLimit;
 }
 
 Fiber* Worker::spin_for_work() {
@@ -742,9 +730,7 @@ void Scheduler::global_push(Fiber* f) {
 
 void Scheduler::spill(Fiber** fs, std::uint32_t n) {
   std::lock_guard lock(global_mu_);
-  if (spilled_.empty() && !migrating()) {
-    spilled_front_since_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-  }
+  if (spilled_.empty()) spilled_front_changes_.fetch_add(1, std::memory_order_relaxed);
   push_global_locked(fs, n, spilled_);
 }
 
@@ -782,23 +768,19 @@ Fiber* Scheduler::global_pop(Worker& w) {
     if (!w.runq_.push(queue[i])) die_broken_invariant(queue[i], "a run queue lost its room");
   }
   queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(share));
-  if (&queue == &spilled_) {
-    spilled_front_since_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-  }
+  if (&queue == &spilled_) spilled_front_changes_.fetch_add(1, std::memory_order_relaxed);
   global_size_.fetch_sub(1 + share, std::memory_order_seq_cst);
   return first;
 }
 
-Fiber* Scheduler::global_pop_fair(Worker& w) {
-  const TimePoint::rep now = Clock::now().time_since_epoch().count();
+Fiber* Scheduler::global_pop_fair(Worker& w, bool spilled_starved) {
   std::lock_guard lock(global_mu_);
   if (migrating()) return global_pop_migrating(w);
   std::deque<Fiber*>* queue = &global_;
   if (queue->empty()) {
-    const TimePoint::rep since = spilled_front_since_.load(std::memory_order_relaxed);
-    if (spilled_.empty() || now - since < TimePoint::duration(kStarvationLimit).count()) return nullptr;
+    if (!spilled_starved || spilled_.empty()) return nullptr;
     queue = &spilled_;
-    spilled_front_since_.store(now, std::memory_order_relaxed);
+    spilled_front_changes_.fetch_add(1, std::memory_order_relaxed);
   }
   Fiber* f = queue->front();
   queue->pop_front();
