@@ -160,7 +160,7 @@ ChosenCase select_choose(TimePoint outer_deadline, const Interrupt* interrupt, C
   constexpr int kChan = (0 + ... + static_cast<int>(Cs::kChannel));
   constexpr int kDefaults = (0 + ... + static_cast<int>(IsDefaultCase<Cs>::value));
   static_assert(kDefaults <= 1, "select: at most one default case");
-  std::array<SelectCase, kChan == 0 ? 1 : kChan> sc{};
+  std::array<SelectCase, kChan == 0 ? 1 : kChan> sc;  // filled below (chan_core.hpp)
   std::array<int, kChan == 0 ? 1 : kChan> arg_of{};
   int k = 0;
   int arg = 0;
@@ -419,8 +419,8 @@ class Select {
     return idx;
   }
 
-  std::array<detail::SelectCase, N> cases_{};
-  std::array<int, N> index_of_{};
+  std::array<detail::SelectCase, N> cases_;  // the first nchan_ registered (chan_core.hpp)
+  std::array<int, N> index_of_;              // the first nchan_ written
   int nchan_ = 0;
   int ncases_ = 0;
   int default_index_ = -1;

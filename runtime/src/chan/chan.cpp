@@ -206,7 +206,7 @@ ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
     return ChanStatus::would_block;
   }
   Waiter w;
-  ChanNode node;
+  ChanNode node{};
   node.waiter = &w;
   node.elem = elem;
   ChanAccess::sendq(c).push(&node);
@@ -245,7 +245,7 @@ ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint d
     return ChanStatus::would_block;
   }
   Waiter w;
-  ChanNode node;
+  ChanNode node{};
   node.waiter = &w;
   node.elem = out;
   node.put = put;

@@ -117,7 +117,7 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
     const auto j = static_cast<std::uint32_t>(((bits >> 48) * static_cast<std::uint64_t>(m + 1)) >> 16);
     bits <<= 16;
     --bits_left;
-    cases[m].poll_order = cases[j].poll_order;
+    if (j != static_cast<std::uint32_t>(m)) cases[m].poll_order = cases[j].poll_order;
     cases[j].poll_order = static_cast<std::uint16_t>(i);
     ++m;
   }
