@@ -750,9 +750,9 @@ void Scheduler::push_global_locked(Fiber** fs, std::uint32_t n, std::deque<Fiber
 Fiber* Scheduler::global_pop(Worker& w) {
   std::lock_guard lock(global_mu_);
   if (migrating()) return global_pop_migrating(w);
-  // A worker with nothing to do takes the spilled backlog first: the injected fibers are served
-  // at every worker's fairness picks anyway (a fiber yielding in a loop sits in the injected
-  // queue for good, and taking it first left spawned fibers spilled until they starved).
+  // A worker with nothing to do takes the spilled backlog first, with a share, as a steal would:
+  // it is some worker's surplus. Injected fibers are also served one at a time at every
+  // worker's fairness picks (global_pop_fair), so they cannot starve behind it.
   std::deque<Fiber*>& queue = !spilled_.empty() ? spilled_ : global_;
   if (queue.empty()) return nullptr;
   Fiber* first = queue.front();
