@@ -191,7 +191,7 @@ class Scheduler {
 
   // Global queue.
   // The global queue (Go's sched.runq) has two parts. Injected: fibers readied outside any
-  // worker's own run queue (by the netpoller, by threads outside the runtime, by yields), which
+  // worker's own run queue (by the netpoller, by threads outside the runtime), which
   // every worker serves at each kGlobalFairnessTick-th pick, as Go does. Spilled: the oldest half
   // of a full ring, its worker's own backlog, served when a worker's queue runs dry and by that
   // fairness pick only once its oldest has waited kStarvationLimit. (Served every 61st pick,
@@ -199,7 +199,7 @@ class Scheduler {
   // each subtree's stacks stayed live.)
   void global_push(Fiber* f);                    // injected
   void spill(Fiber** fs, std::uint32_t n);       // spilled
-  Fiber* global_pop(Worker& w);   // pops one, injected first, and moves a batch into w's ring
+  Fiber* global_pop(Worker& w);   // pops one, spilled first, and moves a batch into w's ring
   // One injected fiber; else, when `spilled_starved`, one spilled.
   Fiber* global_pop_fair(Worker& w, bool spilled_starved);
   void push_global_locked(Fiber** fs, std::uint32_t n, std::deque<Fiber*>& queue);
