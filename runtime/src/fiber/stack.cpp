@@ -8,6 +8,8 @@
 #include <cstring>
 #include <new>
 
+#include "fiber/switch.hpp"
+
 namespace spindle::detail {
 namespace {
 constexpr std::size_t kSlabStacks = 64;  // stacks carved per slab mmap (empirical)
@@ -57,7 +59,13 @@ std::size_t StackPool::round_size(std::size_t usable) noexcept {
 }
 
 StackPool::~StackPool() {
-  for (const Slab& s : slabs_) ::munmap(s.base, s.bytes);
+  for (const Slab& s : slabs_) {
+    // Under ASan, fibers that never returned leave their frames' redzones poisoned, and the
+    // shadow outlives munmap: the next mapping at these addresses (another runtime's arena chunk
+    // in the same process) then faulted on its first write. A no-op without ASan.
+    prepare_stack_top(s.base, s.base + s.bytes);
+    ::munmap(s.base, s.bytes);
+  }
 }
 
 bool Stack::canary_intact() const noexcept {
