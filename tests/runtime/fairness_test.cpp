@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <spindle/chan.hpp>
+#include <spindle/debug.hpp>
 #include <spindle/runtime.hpp>
 #include <spindle/this_fiber.hpp>
 #include <spindle/waitgroup.hpp>
@@ -55,6 +56,36 @@ FIBER_TEST(Fairness, BusyWorkerLosesItsQueuedFibersToIdleOnes) {
   });
   wg.wait();
   EXPECT_TRUE(in_time.load()) << ran.load() << " of 2 queued fibers ran while their worker was busy";
+}
+
+// The other workers went to sleep while this one ran a fiber and queued nothing; then it queues
+// work without waking anyone (a spawn's run_next, a yield's requeue) and runs a fiber that never
+// switches. The idle workers must come and look (Worker::sleep_idle polls a busy peer): before,
+// the yielder below waited behind the hog forever (TSan CI, Dump.FibersStartedElsewhereAreListedOnce).
+FIBER_TEST(Fairness, YielderQueuedBehindAHogRunsWhileOthersSlept) {
+  if (workers() < 2) GTEST_SKIP() << "needs another worker to take it";
+  // Let the other workers run dry and sleep while this fiber runs without queueing anything.
+  // (Bounded: they may have gone to sleep before `slept` was read.)
+  const std::uint64_t slept = runtime_stats().idle_sleeps;
+  const auto settle = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  while (runtime_stats().idle_sleeps < slept + static_cast<std::uint64_t>(workers() - 1) &&
+         std::chrono::steady_clock::now() < settle) {
+  }
+  std::atomic<bool> hog_running{false};
+  std::atomic<bool> release{false};
+  bool released = false;
+  WaitGroup wg;
+  wg.go([&] {  // run_next of this worker: no wake-up
+    hog_running.store(true);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!release.load() && std::chrono::steady_clock::now() < give_up) {
+    }  // never yields: only another worker can run the yielder
+    released = release.load();
+  });
+  while (!hog_running.load()) this_fiber::yield();
+  release.store(true);
+  wg.wait();
+  EXPECT_TRUE(released) << "the yielder did not run again while the hog ran (10 s)";
 }
 
 // Hands off between two fibers until `stop`.

@@ -33,6 +33,14 @@ constexpr std::size_t kStackBatch = 32;
 constexpr std::size_t kExitedBatch = 32;  // fibers unregistered elsewhere per batch
 constexpr std::uint64_t kGlobalFairnessTick = 61;  // Go: check the global queue every 61 ticks
 constexpr auto kRunNextPoll = std::chrono::microseconds(500);
+// An idle worker never sleeps indefinitely while another runs a fiber: hand-offs (run_next) and
+// yields queue work on the busy worker without waking anyone, and if that fiber then runs long
+// without switching, what queued behind it would wait for it (a fiber yielding until another
+// gets going, queued behind that very fiber, waited forever: seen under TSan with two workers).
+// Go's sysmon preempts such a goroutine; a fiber cannot be preempted, so idle workers look
+// (Worker::sleep_idle), every 1 ms and backing off to 16 ms while they find nothing.
+constexpr auto kBusyPeerPollMin = std::chrono::milliseconds(1);
+constexpr int kBusyPeerPollMaxShift = 4;
 // A queue this short is not stolen from a worker that keeps switching, until it has not switched
 // for kStallPatience (Worker::stalled), which is shorter than a spinning thief's kIdleSpin. Two
 // kept three communicating fibers together; eight also makes thieves take bigger batches from a
@@ -322,6 +330,7 @@ void Worker::stop_spinning(bool found_work) {
   if (sched_.nspinning_.fetch_sub(1, std::memory_order_seq_cst) == 1 && found_work) {
     sched_.wake_idle_worker();
   }
+  if (found_work) busy_peer_polls_ = 0;
 }
 
 Fiber* Worker::steal(bool steal_run_next) {
@@ -398,13 +407,21 @@ bool Worker::sleep_idle() {
     // Fibers in another worker's run_next slot or short ring (which spinning thieves leave to
     // it, Worker::stalled) wait for that worker to get to them; if it is busy for long, steal
     // them (Go's thieves take runnext after ~3 us). Poll for that, not indefinitely.
+    bool peer_busy = false;
     for (auto& other : sched_.workers_) {
-      if (other.get() != this && other->runq_.size() > 0) {  // size() counts run_next
+      if (other.get() == this) continue;
+      if (other->runq_.size() > 0) {  // size() counts run_next
         run_next_victim = other.get();
         victim_switches = other->switches_.load(std::memory_order_relaxed);
         deadline = std::min(deadline, Clock::now() + kRunNextPoll);
         break;
       }
+      peer_busy = peer_busy || other->current_.load(std::memory_order_relaxed) != nullptr;
+    }
+    // Nothing queued yet, but a peer is running a fiber: it may queue some without waking us.
+    if (run_next_victim == nullptr && peer_busy) {
+      deadline = std::min(deadline, Clock::now() + kBusyPeerPollMin * (1 << busy_peer_polls_));
+      if (busy_peer_polls_ < kBusyPeerPollMaxShift) ++busy_peer_polls_;
     }
   }
   // A synctest bubble does not sleep while timers are pending: it moves its virtual clock.

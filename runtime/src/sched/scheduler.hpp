@@ -89,6 +89,7 @@ class Worker {
   std::atomic<std::uint64_t> parks_{0};  // per worker: a shared counter bounced between cores
   std::atomic<std::uint32_t> wake_word_{0};  // futex: 1 = woken
   bool spinning_ = false;
+  int busy_peer_polls_ = 0;  // sleep_idle's looks at a busy peer that found nothing (backoff)
   bool fifo_next_ = false;   // the last fiber yielded: pick the oldest next
   std::uint64_t rng_;
   std::vector<Stack> stack_cache_;  // default-size stacks (each with room for its record) recycled here
