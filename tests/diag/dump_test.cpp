@@ -1,5 +1,6 @@
 // Fiber dumps and runtime counters.
 #include <atomic>
+#include <chrono>
 #include <sstream>
 #include <string>
 
@@ -39,6 +40,35 @@ FIBER_TEST(Dump, ListsEveryFiberWithItsWaitAndSites) {
   std::ostringstream os;
   dump_fibers(os);
   EXPECT_NE(os.str().find("fiber(s)"), std::string::npos);
+  gate.close();
+  done.wait();
+}
+
+// How long a fiber has waited is counted from its worker's last scheduling round before it
+// parked (Worker::round_ticks_: every 61 picks, and on waking from idle), not from a clock read
+// at every park. Never less than the wait; and a fiber that parks just after its worker slept
+// does not count the sleep. (The sleeps here are what is measured, not synchronisation.)
+FIBER_TEST(Dump, WaitDurationCountsFromThePark) {
+  using namespace std::chrono_literals;
+  this_fiber::sleep_for(300ms);  // every worker idles through it
+  Chan<int> gate(0);
+  WaitGroup done;
+  done.go([gate] {
+    this_fiber::set_name("waiter");
+    (void)gate.recv();
+  });
+  std::string dump;
+  auto waited_ms = [&dump]() -> long {
+    dump = fiber_dump();
+    const std::string label = "\"waiter\" [chan receive, ";
+    const std::size_t at = dump.find(label);
+    return at == std::string::npos ? -1 : std::stol(dump.substr(at + label.size()));
+  };
+  long first = -1;
+  while ((first = waited_ms()) < 0) this_fiber::yield();
+  EXPECT_LT(first, 250) << "a worker's idle sleep counted as waiting\n" << dump;
+  this_fiber::sleep_for(200ms);
+  EXPECT_GE(waited_ms(), 200) << dump;
   gate.close();
   done.wait();
 }

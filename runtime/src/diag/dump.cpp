@@ -8,7 +8,6 @@
 #include <spindle/debug.hpp>
 
 #include "diag/report.hpp"
-#include "os/coarse_clock.hpp"
 #include "os/futex.hpp"
 #include "sched/scheduler.hpp"
 
@@ -23,8 +22,10 @@ std::string format_fiber_dump(Scheduler& s) {
     const WaitReason reason = f->wait_reason.load(std::memory_order_relaxed);
     out += fmt::format("fiber {} \"{}\" [{}", f->id, f->name, to_string(reason));
     if (reason != WaitReason::none) {
-      const std::int64_t waited_ns = coarse_now_ns() - f->wait_since.load(std::memory_order_relaxed);
-      out += fmt::format(", {} ms", waited_ns / 1'000'000);
+      // Since its worker's scheduling round before it parked (Worker::round_ticks_).
+      const Clock::duration waited{Clock::now().time_since_epoch().count() -
+                                   f->wait_since.load(std::memory_order_relaxed)};
+      out += fmt::format(", {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(waited).count());
       if (const void* obj = f->wait_object.load(std::memory_order_relaxed)) out += fmt::format("] on {}", obj);
       else out += "]";
       const std::source_location at = f->wait_site.load(std::memory_order_relaxed);

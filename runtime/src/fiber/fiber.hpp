@@ -52,7 +52,7 @@ struct Fiber {
   std::atomic<WaitReason> wait_reason{WaitReason::none};
   std::atomic<const void*> wait_object{nullptr};
   std::atomic<std::source_location> wait_site{std::source_location{}};
-  std::atomic<std::int64_t> wait_since{0};  // coarse_now_ns() when it parked
+  std::atomic<std::int64_t> wait_since{0};  // Clock ticks when it parked (Worker::round_ticks_)
 };
 
 }  // namespace spindle::detail

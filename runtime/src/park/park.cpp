@@ -14,7 +14,6 @@
 
 #include "diag/report.hpp"
 #include "diag/synctest.hpp"
-#include "os/coarse_clock.hpp"
 #include "os/futex.hpp"
 #include "sched/scheduler.hpp"
 
@@ -93,10 +92,10 @@ WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {
   f->wait_reason.store(site.reason, std::memory_order_relaxed);
   f->wait_object.store(site.object, std::memory_order_relaxed);
   f->wait_site.store(site.where, std::memory_order_relaxed);
-  f->wait_since.store(coarse_now_ns(), std::memory_order_relaxed);  // cheap: dumps only
+  Worker* worker = current_worker();
+  f->wait_since.store(worker->round_ticks_, std::memory_order_relaxed);  // dumps only: no clock read
 
   TimerNode timer;
-  Worker* worker = current_worker();
   worker->park_req_.waiter = &w;
   worker->park_req_.opts = &opts;
   worker->park_req_.timer = nullptr;

@@ -121,6 +121,7 @@ void Worker::loop() {
   if (trace_on()) [[unlikely]] trace_worker_start(index_);
   init_thread_context(sched_ctx_);
   AltSignalStack alt;  // the overflow handler runs on it
+  round_ticks_ = Clock::now().time_since_epoch().count();
   while (Fiber* f = find_runnable()) run(f);
   flush_exited();
   t_worker = nullptr;
@@ -245,6 +246,7 @@ Fiber* Worker::find_runnable() {
     bool ring_starved = false;
     if (fairness_look) {
       const TimePoint now = Clock::now();
+      round_ticks_ = now.time_since_epoch().count();
       const RunQueue::Oldest oldest = runq_.oldest();
       ring_starved = oldest.fiber != nullptr && ring_watch_.starved(oldest, now);
       const bool spilled_starved = spilled_watch_.starved(
@@ -458,6 +460,7 @@ bool Worker::sleep_idle() {
     if (got > 0 && trace_on()) [[unlikely]] trace_steal(index_, run_next_victim->index_, got);
     for (std::uint32_t k = 0; k < got; ++k) sched_.push_local(*this, batch[k]);
   }
+  round_ticks_ = Clock::now().time_since_epoch().count();  // it may have slept for long
   return !sched_.stopping_.load(std::memory_order_acquire);
 }
 
