@@ -76,11 +76,11 @@ class Worker {
   std::atomic<Fiber*> current_{nullptr};
   AfterSwitch after_ = AfterSwitch::none;
   ParkRequest park_req_{};
-  // Clock::now() (its ticks) as of this worker's last scheduling round (every kGlobalFairnessTick picks, and
-  // on waking from idle): when a fiber parked, for dumps only. Reading a clock at every park cost
-  // ping-pong 9% (2 workers, 116 -> 106 ns a round trip) and select over unbuffered channels 5%;
-  // the price is that a dump over-reports a wait by the run time of at most 61 picks on that
-  // worker (fibers running long are what the watchdog reports).
+  // Clock::now() (its ticks) as of this worker's last scheduling round (every
+  // kGlobalFairnessTick picks, and on waking from idle): when a fiber parked, for dumps only.
+  // Reading a clock at every park cost ping-pong 9% (2 workers, 116 -> 106 ns a round trip) and
+  // select over unbuffered channels 5%; the price is that a dump over-reports a wait by the run
+  // time of at most 61 picks on that worker (fibers running long are what the watchdog reports).
   std::int64_t round_ticks_ = 0;
   // Leaves the running fiber `f` (after_ and park_req_ say why; on f's stack): straight into the
   // fiber in run_next when there is one, else to the scheduler loop. Returns when f resumes,
