@@ -249,8 +249,11 @@ Fiber* Worker::find_runnable() {
       round_ticks_ = now.time_since_epoch().count();
       const RunQueue::Oldest oldest = runq_.oldest();
       ring_starved = oldest.fiber != nullptr && ring_watch_.starved(oldest, now);
-      const bool spilled_starved = spilled_watch_.starved(
-          sched_.spilled_front_changes_.load(std::memory_order_relaxed), now);
+      std::array<bool, 2> spilled_starved{};
+      for (std::size_t k = 0; k < spilled_starved.size(); ++k) {
+        spilled_starved[k] = spilled_watch_[k].starved(
+            sched_.spilled_[k].front_changes.load(std::memory_order_relaxed), now);
+      }
       if (!sched_.global_empty()) {
         if (Fiber* f = sched_.global_pop_fair(*this, spilled_starved)) return found(f);
       }
@@ -749,9 +752,24 @@ void Scheduler::global_push(Fiber* f) {
 }
 
 void Scheduler::spill(Fiber** fs, std::uint32_t n) {
+  // Fibers holding a stack to the front of fs, unstarted ones after them, each in ring order
+  // (oldest first). The records are ours alone here: no thief can reach them.
+  Fiber* unstarted[RunQueue::kSize / 2 + 1];
+  std::uint32_t stacked = 0, pending = 0;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (fs[i]->stack.lo == nullptr) unstarted[pending++] = fs[i];
+    else fs[stacked++] = fs[i];
+  }
+  std::copy(unstarted, unstarted + pending, fs + stacked);
   std::lock_guard lock(global_mu_);
-  if (spilled_.empty()) spilled_front_changes_.fetch_add(1, std::memory_order_relaxed);
-  push_global_locked(fs, n, spilled_);
+  auto push = [this](SpilledKind kind, Fiber** from, std::uint32_t count) {
+    if (count == 0) return;
+    Spilled& q = spilled_[kind];
+    if (q.fibers.empty()) q.front_changes.fetch_add(1, std::memory_order_relaxed);
+    push_global_locked(from, count, q.fibers);
+  };
+  push(kSpilledWithStack, fs, stacked);
+  push(kSpilledUnstarted, fs + stacked, pending);
 }
 
 void Scheduler::push_global_locked(Fiber** fs, std::uint32_t n, std::deque<Fiber*>& queue) {
@@ -773,7 +791,14 @@ Fiber* Scheduler::global_pop(Worker& w) {
   // A worker with nothing to do takes the spilled backlog first, with a share, as a steal would:
   // it is some worker's surplus. Injected fibers are also served one at a time at every
   // worker's fairness picks (global_pop_fair), so they cannot starve behind it.
-  std::deque<Fiber*>& queue = !spilled_.empty() ? spilled_ : global_;
+  Spilled* spilled = nullptr;
+  for (Spilled& q : spilled_) {
+    if (!q.fibers.empty()) {
+      spilled = &q;
+      break;
+    }
+  }
+  std::deque<Fiber*>& queue = spilled != nullptr ? spilled->fibers : global_;
   if (queue.empty()) return nullptr;
   Fiber* first = queue.front();
   queue.pop_front();
@@ -788,20 +813,22 @@ Fiber* Scheduler::global_pop(Worker& w) {
     if (!w.runq_.push(queue[i])) die_broken_invariant(queue[i], "a run queue lost its room");
   }
   queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(share));
-  if (&queue == &spilled_) spilled_front_changes_.fetch_add(1, std::memory_order_relaxed);
+  if (spilled != nullptr) spilled->front_changes.fetch_add(1, std::memory_order_relaxed);
   global_size_.fetch_sub(1 + share, std::memory_order_seq_cst);
   return first;
 }
 
-Fiber* Scheduler::global_pop_fair(Worker& w, bool spilled_starved) {
+Fiber* Scheduler::global_pop_fair(Worker& w, const std::array<bool, 2>& spilled_starved) {
   std::lock_guard lock(global_mu_);
   if (migrating()) return global_pop_migrating(w);
   std::deque<Fiber*>* queue = &global_;
-  if (queue->empty()) {
-    if (!spilled_starved || spilled_.empty()) return nullptr;
-    queue = &spilled_;
-    spilled_front_changes_.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t k = 0; queue->empty() && k < spilled_.size(); ++k) {
+    if (spilled_starved[k] && !spilled_[k].fibers.empty()) {
+      queue = &spilled_[k].fibers;
+      spilled_[k].front_changes.fetch_add(1, std::memory_order_relaxed);
+    }
   }
+  if (queue->empty()) return nullptr;
   Fiber* f = queue->front();
   queue->pop_front();
   global_size_.fetch_sub(1, std::memory_order_seq_cst);
