@@ -8,8 +8,8 @@
 // records from 32 KiB chunks of its own; each chunk counts its live records (biased: see
 // Chunk::refs), and whoever frees its last record returns the chunk: to a
 // small shared cache of empty chunks (warm pages for the next flood: fresh ones cost a page fault
-// per 14 records), or to the system once the cache holds 8 MiB. Chunks are small because one
-// record that waits long keeps its whole chunk resident.
+// per 14 records), or, once the cache holds 8 MiB, to the system, in batches (ChunkSource in
+// the .cpp). Chunks are small because one record that waits long keeps its whole chunk resident.
 #pragma once
 
 #include <atomic>
