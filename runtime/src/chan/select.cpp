@@ -58,6 +58,36 @@ void unlock_all_fn(void* arg) noexcept {
   unlock_all(s);
 }
 
+// Step 4 of select: with the channels of every case but `winner` (-1: none won) locked, in
+// address order, unlinks the nodes still queued. Only the select itself calls this, so it may
+// read `s` after its last unlock (unlike unlock_all).
+void withdraw_all_but(const SelectLocks& s, int winner) noexcept {
+  SelectCase* cases = s.cases;
+  ChanCore* prev = nullptr;
+  for (int k = 0; k < s.n; ++k) {
+    const int i = cases[k].lock_order;
+    if (i == winner) continue;
+    if (cases[i].chan != prev) ChanAccess::lock(*cases[i].chan).lock();
+    prev = cases[i].chan;
+  }
+  for (int k = 0; k < s.n; ++k) {
+    SelectCase& sc = cases[cases[k].lock_order];
+    if (cases[k].lock_order == winner || !sc.node.queued) continue;
+    if (sc.is_send) {
+      ChanAccess::sendq(*sc.chan).remove(&sc.node);
+    } else {
+      ChanAccess::recvq(*sc.chan).remove(&sc.node);
+    }
+  }
+  prev = nullptr;
+  for (int k = 0; k < s.n; ++k) {
+    const int i = cases[k].lock_order;
+    if (i == winner) continue;
+    if (cases[i].chan != prev) ChanAccess::lock(*cases[i].chan).unlock();
+    prev = cases[i].chan;
+  }
+}
+
 // Tries case `i` with its channel locked; on success drops the locks (`unlock`), readies the
 // partner it completed with and sets *out. A send on a closed channel throws, locks dropped.
 template <class Unlock>
@@ -194,18 +224,10 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
   opts.interrupt = interrupt;
   const WakeReason why = park(w, WaitSite{WaitReason::select, cases[0].chan, where}, opts);
 
-  // 4. Withdraw every registration still queued. The winner's node was unlinked by its waker.
-  lock_all(locks);
-  for (int k = 0; k < m; ++k) {
-    SelectCase& sc = cases[cases[k].lock_order];
-    if (!sc.node.queued) continue;
-    if (sc.is_send) {
-      ChanAccess::sendq(*sc.chan).remove(&sc.node);
-    } else {
-      ChanAccess::recvq(*sc.chan).remove(&sc.node);
-    }
-  }
-  unlock_all(locks);
+  // 4. Withdraw every registration still queued. The winner's node was unlinked by its waker,
+  // under its channel's lock: that channel is locked again only if another case uses it.
+  const int winner = why == WakeReason::notified ? static_cast<int>(w.tag) : -1;
+  withdraw_all_but(locks, winner);
 
   if (why != WakeReason::notified) {
     return {-1, why == WakeReason::timeout ? ChanStatus::timeout : ChanStatus::canceled};
