@@ -95,8 +95,9 @@ WakeReason WaitGroup::wait_slow(TimePoint deadline, const detail::Interrupt* in,
                          {.unlock = &detail::SpinLock::unlock_fn, .unlock_arg = &lock_});
       return WakeReason::notified;
     }
-    if (state_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed,
-                                     std::memory_order_acquire)) {
+    // acquire on both outcomes (a failure order stronger than the success order draws
+    // -Winvalid-memory-model from GCC 12; on x86 the exchange is a full barrier either way).
+    if (state_.compare_exchange_weak(s, s - 1, std::memory_order_acquire, std::memory_order_acquire)) {
       break;
     }
   }
