@@ -33,9 +33,11 @@ struct SelectLocks {
   int n;  // non-nil cases, sorted by address through lock_order
 };
 
-void lock_all(const SelectLocks& s) noexcept {
+// Locks the channels of every case but `skip`, in address order, each once.
+void lock_all(const SelectLocks& s, int skip = -1) noexcept {
   ChanCore* prev = nullptr;
   for (int k = 0; k < s.n; ++k) {
+    if (s.cases[k].lock_order == skip) continue;
     ChanCore* c = s.cases[s.cases[k].lock_order].chan;
     if (c != prev) ChanAccess::lock(*c).lock();
     prev = c;
@@ -63,13 +65,7 @@ void unlock_all_fn(void* arg) noexcept {
 // read `s` after its last unlock (unlike unlock_all).
 void withdraw_all_but(const SelectLocks& s, int winner) noexcept {
   SelectCase* cases = s.cases;
-  ChanCore* prev = nullptr;
-  for (int k = 0; k < s.n; ++k) {
-    const int i = cases[k].lock_order;
-    if (i == winner) continue;
-    if (cases[i].chan != prev) ChanAccess::lock(*cases[i].chan).lock();
-    prev = cases[i].chan;
-  }
+  lock_all(s, winner);
   for (int k = 0; k < s.n; ++k) {
     SelectCase& sc = cases[cases[k].lock_order];
     if (cases[k].lock_order == winner || !sc.node.queued) continue;
@@ -79,7 +75,7 @@ void withdraw_all_but(const SelectLocks& s, int winner) noexcept {
       ChanAccess::recvq(*sc.chan).remove(&sc.node);
     }
   }
-  prev = nullptr;
+  ChanCore* prev = nullptr;
   for (int k = 0; k < s.n; ++k) {
     const int i = cases[k].lock_order;
     if (i == winner) continue;
