@@ -265,11 +265,40 @@ ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint d
 
 void chan_close(ChanCore* cp) {
   if (cp == nullptr) throw ChanError("close of nil channel");
-  ChanCore& c = *cp;
-  ChanAccess::lock(c).lock();
+  chan_close_all(&cp, 1);
+}
+
+namespace {
+
+// Waiters claimed by closes, readied together once no channel lock is held: each is readied
+// while its waiter is still in cache, and the fiber records of the next few are fetched
+// meanwhile (a channel that a million fibers wait on is a million cold stacks; so are a
+// hundred thousand channels with one waiter each, as a wide context cancel closes).
+class CloseBatch {
+ public:
+  static constexpr std::size_t kSize = 64;
+  [[nodiscard]] bool full() const noexcept { return n_ == kSize; }
+  void add(Waiter* w) noexcept { waiters_[n_++] = w; }
+  void ready_all() noexcept {
+    constexpr std::size_t kAhead = 4;
+    for (std::size_t i = 0; i < n_; ++i) {
+      if (i + kAhead < n_) __builtin_prefetch(waiters_[i + kAhead]->fiber(), 1);
+      waiters_[i]->ready();
+    }
+    n_ = 0;
+  }
+
+ private:
+  std::size_t n_ = 0;
+  Waiter* waiters_[kSize];
+};
+
+// Closes one channel (its lock held on entry, released on return), adding its receivers to
+// `batch` and readying its senders. False if it was closed already.
+bool close_locked(ChanCore& c, CloseBatch& batch) {
   if (ChanAccess::closed(c)) {
     ChanAccess::lock(c).unlock();
-    throw ClosedChannelError("close of closed channel");
+    return false;
   }
   ChanAccess::set_closed(c);
   // Every blocked sender fails, all of them under this one hold of the lock: otherwise a
@@ -284,38 +313,48 @@ void chan_close(ChanCore* cp) {
     senders = n;
   }
   // Blocked receivers can now be woken only by this close (nobody sends on a closed channel),
-  // or withdraw on their own: they are claimed and readied a batch at a time, the lock dropped
-  // in between, so that each batch is readied while its waiters and their fibers' records are
-  // still in cache (a channel that a million fibers wait on is a million cold stacks).
-  constexpr std::size_t kBatch = 64, kAhead = 4;
-  Waiter* batch[kBatch];
+  // or withdraw on their own: they are claimed a batch at a time, the lock dropped while a full
+  // batch is readied.
   WaitQueue& receivers = ChanAccess::recvq(c);
   for (;;) {
-    std::size_t k = 0;
-    while (k < kBatch) {
-      ChanNode* n = receivers.dequeue();
-      if (n == nullptr) break;
+    ChanNode* n = receivers.dequeue();
+    if (n != nullptr) {
       if (const ChanNode* after = receivers.front()) {
         __builtin_prefetch(after->next);  // `after` itself was fetched one node ago
         __builtin_prefetch(after->waiter, 1);
       }
       n->success = false;
       n->waiter->tag = n->case_index;
-      batch[k++] = n->waiter;
+      batch.add(n->waiter);
     }
-    ChanAccess::lock(c).unlock();
-    while (senders != nullptr) {
-      ChanNode* n = senders;
-      senders = n->next;  // read before ready(): the node dies with the woken fiber's frame
-      n->waiter->ready();
+    if (n == nullptr || batch.full()) {
+      ChanAccess::lock(c).unlock();
+      while (senders != nullptr) {
+        ChanNode* s = senders;
+        senders = s->next;  // read before ready(): the node dies with the woken fiber's frame
+        s->waiter->ready();
+      }
+      if (n == nullptr) return true;
+      batch.ready_all();
+      ChanAccess::lock(c).lock();
     }
-    for (std::size_t i = 0; i < k; ++i) {
-      if (i + kAhead < k) __builtin_prefetch(batch[i + kAhead]->fiber(), 1);
-      batch[i]->ready();
-    }
-    if (k < kBatch) return;
-    ChanAccess::lock(c).lock();
   }
+}
+
+}  // namespace
+
+void chan_close_all(ChanCore* const* cores, std::size_t n) {
+  CloseBatch batch;
+  constexpr std::size_t kAhead = 4;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(cores[i + kAhead], 1);
+    ChanAccess::lock(*cores[i]).lock();
+    if (!close_locked(*cores[i], batch)) {
+      batch.ready_all();  // claimed waiters must run, whatever this throw leaves undone
+      throw ClosedChannelError("close of closed channel");
+    }
+  }
+  batch.ready_all();
 }
 
 bool chan_offer(ChanCore* cp, void* elem) noexcept {

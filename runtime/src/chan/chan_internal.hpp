@@ -38,6 +38,11 @@ struct ChanAccess {
 
 [[noreturn]] void throw_send_on_closed();
 
+// Closes n non-nil channels, in order, as chan_close would one by one; their woken receivers
+// are readied in batches across channels, so many closes overlap their cache misses. Throws
+// ClosedChannelError at the first channel already closed (the later ones stay open).
+void chan_close_all(ChanCore* const* cores, std::size_t n);
+
 // A nil channel, or a select with no channel cases: only the deadline or the interrupt ends the
 // wait (would_block at once when !block; else timeout or canceled).
 ChanStatus park_forever(WaitReason why, bool block, TimePoint deadline, const Interrupt* interrupt,

@@ -8,6 +8,7 @@
 
 #include <spindle/runtime.hpp>
 
+#include "chan/chan_internal.hpp"
 #include "context/node.hpp"
 #include "sched/scheduler.hpp"
 
@@ -48,10 +49,28 @@ struct Deferred {
   std::vector<std::shared_ptr<ContextNode>> timers;  // descendants whose timer to dequeue
   std::vector<std::stop_source> stops;
   std::vector<std::shared_ptr<AfterFuncState>> funcs;
-  std::vector<Chan<std::monostate>> chans;  // done() channels to close
+  std::vector<ChanCore*> chans;  // done() channels to close, each retained until we are gone
+
+  Deferred() = default;
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+  ~Deferred() {
+    constexpr std::size_t kAhead = 8;  // many cold channels: overlap their misses
+    for (std::size_t i = 0; i < chans.size(); ++i) {
+      if (i + kAhead < chans.size()) __builtin_prefetch(chans[i + kAhead], 1);
+      chans[i]->release();
+    }
+  }
+  void close_later(const Chan<std::monostate>& ch) {
+    ChanCore* c = ch.detail_core();
+    chans.push_back(c);
+    c->retain();
+  }
 
   void run() noexcept {
-    for (auto& c : chans) c.close();  // closed exactly once: only the first cancel gets here
+    // Closed exactly once: only the first cancel gets here. All at once, so that a wide
+    // cancel's closes overlap their cache misses (chan_close_all).
+    if (!chans.empty()) chan_close_all(chans.data(), chans.size());
     for (auto& n : timers) cancel_timer(n.get());
     for (auto& s : stops) s.request_stop();  // runs user stop_callbacks: no lock held
     for (auto& a : funcs) {
@@ -105,10 +124,11 @@ bool cancel_subtree(ContextNode* n, std::error_code err, std::error_code cause, 
   for (Waiter* w : n->more_waiters) wake_waiter(w);
   n->more_waiters.clear();
   if (n->stop) d.stops.push_back(*n->stop);
-  if (!n->done_chan.is_nil()) d.chans.push_back(n->done_chan);
+  if (!n->done_chan.is_nil()) d.close_later(n->done_chan);
   ChildLink* head = &n->children;
   for (ChildLink* c = head->next; c != head;) {
     ChildLink* next = c->next;
+    __builtin_prefetch(next, 1);  // a wide cancel walks cold nodes: fetch the next one meanwhile
     c->prev = c->next = nullptr;
     c->linked = false;
     if (c->is_after_func) {
