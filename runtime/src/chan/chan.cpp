@@ -11,10 +11,13 @@
 // The invariants are stated in spindle/detail/chan_core.hpp.
 #include <spindle/chan.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 #include <limits>
 
 #include "chan/chan_internal.hpp"
+#include "chan/ring.hpp"
 
 namespace spindle {
 
@@ -72,28 +75,84 @@ ChanNode* WaitQueue::dequeue() noexcept {
 
 // --- ChanCore ---------------------------------------------------------------------------------
 
-ChanCore* ChanCore::create(const ElemOps* ops, std::size_t cap) {
-  const std::size_t align = std::max(alignof(ChanCore), ops->align);
-  const std::size_t header = (sizeof(ChanCore) + ops->align - 1) / ops->align * ops->align;
+ChanCore::RingLayout ChanCore::ring_layout(const ElemOps* ops, std::size_t cap) {
+  auto round_up = [](std::size_t n, std::size_t a) { return (n + a - 1) / a * a; };
+  RingLayout l{};
+  const std::size_t slot_align = std::max(alignof(std::atomic<std::uint64_t>), ops->align);
+  l.elem_offset = round_up(sizeof(std::atomic<std::uint64_t>), ops->align);
+  l.slot_size = round_up(l.elem_offset + ops->size, slot_align);
+  l.align = std::max({alignof(ChanCore), alignof(RingEnd), slot_align});
+  l.ends_offset = round_up(sizeof(ChanCore), alignof(RingEnd));
+  l.slots_offset = round_up(l.ends_offset + 2 * sizeof(RingEnd), slot_align);
   const std::size_t limit = std::numeric_limits<std::size_t>::max() / 2;  // Go: maxAlloc
-  if (cap > (limit - header) / ops->size) throw ChanError("makechan: size out of range");
-  void* mem = ::operator new(header + cap * ops->size, std::align_val_t(align));
-  auto* buf = static_cast<std::byte*>(mem) + header;
-  return ::new (mem) ChanCore(ops, cap, cap == 0 ? nullptr : buf);
+  // Positions keep the index in the bits below one_lap and the lap above, under the slow bit.
+  if (cap == 0 || cap > (limit - l.slots_offset) / l.slot_size || cap >= (std::size_t{1} << 40)) {
+    throw ChanError("makechan: size out of range");
+  }
+  l.bytes = l.slots_offset + cap * l.slot_size;
+  return l;
+}
+
+ChanCore* ChanCore::create(const ElemOps* ops, std::size_t cap) {
+  if (cap == 0) {
+    void* mem = ::operator new(sizeof(ChanCore), std::align_val_t(alignof(ChanCore)));
+    return ::new (mem) ChanCore(ops, 0);
+  }
+  const RingLayout l = ring_layout(ops, cap);
+  void* mem = ::operator new(l.bytes, std::align_val_t(l.align));
+  auto* c = ::new (mem) ChanCore(ops, cap);
+  auto* base = static_cast<std::byte*>(mem);
+  c->ends_ = ::new (base + l.ends_offset) RingEnd[2];
+  c->slots_ = base + l.slots_offset;
+  c->slot_size_ = l.slot_size;
+  c->elem_offset_ = l.elem_offset;
+  c->one_lap_ = std::bit_ceil(static_cast<std::uint64_t>(cap) + 1);
+  for (std::size_t i = 0; i < cap; ++i) {
+    ::new (c->slots_ + i * l.slot_size) std::atomic<std::uint64_t>(i);  // free for lap 0
+  }
+  return c;
 }
 
 void ChanCore::destroy() noexcept {
   if (on_destroy_ != nullptr) on_destroy_(on_destroy_arg_);
-  // The last handle is gone, so nobody can be parked on the channel (a parked operation holds
-  // a handle); only buffered values remain.
-  auto& a = *this;
-  std::size_t n = a.qcount_.load(std::memory_order_relaxed);
-  for (std::size_t i = 0, x = a.recvx_; i < n; ++i, x = (x + 1 == a.cap_ ? 0 : x + 1)) {
-    a.ops_->destroy(a.buf_ + x * a.ops_->size);
+  // The last handle is gone, so nobody can be parked on the channel or inside a lock-free
+  // claim (each holds a handle); only buffered values remain.
+  std::size_t align = alignof(ChanCore);
+  if (ends_ != nullptr) {
+    Ring ring(*this);
+    ring.enter_slow();
+    while (ring.count() > 0) ring.pop_locked(nullptr, nullptr);
+    align = ring_layout(ops_, cap_).align;
   }
-  const std::size_t align = std::max(alignof(ChanCore), ops_->align);
   this->~ChanCore();
   ::operator delete(static_cast<void*>(this), std::align_val_t(align));
+}
+
+std::size_t ChanCore::len() const noexcept {
+  return ends_ == nullptr ? 0 : Ring(const_cast<ChanCore&>(*this)).count_hint();
+}
+
+void ChanAccess::unlock(ChanCore& c) noexcept {
+  if (c.ends_ == nullptr || !c.sendq_.empty() || !c.recvq_.empty() || closed(c) || !Ring(c).slow()) {
+    c.lock_.unlock();
+    return;
+  }
+  Ring ring(c);
+  // Back to lock-free claims. The first one may take a value we just left in the ring, and its
+  // taker may then drop the channel's last handle (`Chan<int> done(1); go([&] { done.send(1);
+  // }); done.recv();` and `done` goes out of scope) while we are still in here: hold a
+  // reference of our own until our last touch. (Taken under the lock with the slow bit set, when
+  // nobody can have taken anything yet, so the channel is certainly alive.)
+  c.retain();
+  ring.leave_slow();
+  c.lock_.unlock();
+  c.release();
+}
+
+bool ChanAccess::looks_ready(const ChanCore& c, bool send) noexcept {
+  if (closed(c)) return true;
+  const std::size_t queued = c.len();
+  return send ? queued < c.cap_ : queued > 0;
 }
 
 // --- under the lock -----------------------------------------------------------------------------
@@ -111,10 +170,11 @@ bool ChanAccess::try_send_locked(ChanCore& c, void* elem, Waiter** wake) noexcep
     *wake = r->waiter;
     return true;
   }
-  if (c.qcount_.load(std::memory_order_relaxed) < c.cap_) {
-    c.ops_->move_construct(slot(c, c.sendx_), elem);
-    if (++c.sendx_ == c.cap_) c.sendx_ = 0;
-    c.qcount_.store(c.qcount_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (c.ends_ == nullptr) return false;
+  Ring ring(c);
+  ring.enter_slow();
+  if (ring.count() < c.cap_) {
+    ring.push_locked(elem);
     return true;
   }
   return false;
@@ -122,8 +182,9 @@ bool ChanAccess::try_send_locked(ChanCore& c, void* elem, Waiter** wake) noexcep
 
 bool ChanAccess::try_recv_locked(ChanCore& c, void* out, PutFn put, Waiter** wake,
                                  bool* got_value) noexcept {
+  if (c.ends_ != nullptr) Ring(c).enter_slow();
   if (ChanNode* s = c.sendq_.dequeue()) {
-    if (c.cap_ == 0) {
+    if (c.ends_ == nullptr) {
       // Unbuffered: take the value straight from the parked sender's variable.
       if (out != nullptr) {
         put(out, s->elem);
@@ -131,14 +192,11 @@ bool ChanAccess::try_recv_locked(ChanCore& c, void* out, PutFn put, Waiter** wak
         c.ops_->discard(s->elem);
       }
     } else {
-      // A sender is parked, so the buffer is full: take its head, and move the sender's value
+      // A sender is parked, so the ring is full: take its head, and move the sender's value
       // into the slot just freed (the tail, since the ring is full), keeping FIFO order.
-      void* head = slot(c, c.recvx_);
-      if (out != nullptr) put(out, head);
-      c.ops_->destroy(head);
-      c.ops_->move_construct(head, s->elem);
-      if (++c.recvx_ == c.cap_) c.recvx_ = 0;
-      c.sendx_ = c.recvx_;
+      Ring ring(c);
+      ring.pop_locked(out, put);
+      ring.push_locked(s->elem);
     }
     s->success = true;
     s->waiter->tag = s->case_index;
@@ -146,15 +204,13 @@ bool ChanAccess::try_recv_locked(ChanCore& c, void* out, PutFn put, Waiter** wak
     *got_value = true;
     return true;
   }
-  const std::size_t q = c.qcount_.load(std::memory_order_relaxed);
-  if (q > 0) {
-    void* head = slot(c, c.recvx_);
-    if (out != nullptr) put(out, head);
-    c.ops_->destroy(head);
-    if (++c.recvx_ == c.cap_) c.recvx_ = 0;
-    c.qcount_.store(q - 1, std::memory_order_relaxed);
-    *got_value = true;
-    return true;
+  if (c.ends_ != nullptr) {
+    Ring ring(c);
+    if (ring.count() > 0) {
+      ring.pop_locked(out, put);
+      *got_value = true;
+      return true;
+    }
   }
   if (ChanAccess::closed(c)) {
     *got_value = false;
@@ -190,19 +246,24 @@ ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
                      const Interrupt* interrupt, const std::source_location& where) {
   if (cp == nullptr) return park_forever(WaitReason::nil_chan, block, deadline, interrupt, where);
   ChanCore& c = *cp;
+  if (ChanAccess::buffered(c)) {
+    const Ring::Fast r = Ring(c).try_push(elem);
+    if (r == Ring::Fast::done) return ChanStatus::ok;  // nobody was waiting: nobody to wake
+    if (r == Ring::Fast::would_block && !block) return ChanStatus::would_block;
+  }
   ChanAccess::lock(c).lock();
   if (ChanAccess::closed(c)) {
-    ChanAccess::lock(c).unlock();
+    ChanAccess::unlock(c);
     throw_send_on_closed();
   }
   Waiter* wake = nullptr;
   if (ChanAccess::try_send_locked(c, elem, &wake)) {
-    ChanAccess::lock(c).unlock();
+    ChanAccess::unlock(c);
     if (wake != nullptr) wake->ready();
     return ChanStatus::ok;
   }
   if (!block) {
-    ChanAccess::lock(c).unlock();
+    ChanAccess::unlock(c);
     return ChanStatus::would_block;
   }
   Waiter w;
@@ -224,7 +285,7 @@ ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
   // Timed out or cancelled: withdraw, unless a partner that lost the claim already did.
   ChanAccess::lock(c).lock();
   if (node.queued) ChanAccess::sendq(c).remove(&node);
-  ChanAccess::lock(c).unlock();
+  ChanAccess::unlock(c);
   return gave_up(r);
 }
 
@@ -232,16 +293,21 @@ ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint d
                      const Interrupt* interrupt, const std::source_location& where) {
   if (cp == nullptr) return park_forever(WaitReason::nil_chan, block, deadline, interrupt, where);
   ChanCore& c = *cp;
+  if (ChanAccess::buffered(c)) {
+    const Ring::Fast r = Ring(c).try_pop(out, put);
+    if (r == Ring::Fast::done) return ChanStatus::ok;
+    if (r == Ring::Fast::would_block && !block) return ChanStatus::would_block;
+  }
   ChanAccess::lock(c).lock();
   Waiter* wake = nullptr;
   bool got_value = false;
   if (ChanAccess::try_recv_locked(c, out, put, &wake, &got_value)) {
-    ChanAccess::lock(c).unlock();
+    ChanAccess::unlock(c);
     if (wake != nullptr) wake->ready();
     return got_value ? ChanStatus::ok : ChanStatus::closed;
   }
   if (!block) {
-    ChanAccess::lock(c).unlock();
+    ChanAccess::unlock(c);
     return ChanStatus::would_block;
   }
   Waiter w;
@@ -259,7 +325,7 @@ ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint d
   if (r == WakeReason::notified) return node.success ? ChanStatus::ok : ChanStatus::closed;
   ChanAccess::lock(c).lock();
   if (node.queued) ChanAccess::recvq(c).remove(&node);
-  ChanAccess::lock(c).unlock();
+  ChanAccess::unlock(c);
   return gave_up(r);
 }
 
@@ -297,10 +363,11 @@ class CloseBatch {
 // `batch` and readying its senders. False if it was closed already.
 bool close_locked(ChanCore& c, CloseBatch& batch) {
   if (ChanAccess::closed(c)) {
-    ChanAccess::lock(c).unlock();
+    ChanAccess::unlock(c);
     return false;
   }
   ChanAccess::set_closed(c);
+  if (ChanAccess::buffered(c)) Ring(c).enter_slow();  // for good: no lock-free claim after a close
   // Every blocked sender fails, all of them under this one hold of the lock: otherwise a
   // receiver arriving later could take the value of a sender still queued and complete a send
   // that this close must fail. Claimed here, readied once the lock is dropped (Go's glist),
@@ -328,7 +395,7 @@ bool close_locked(ChanCore& c, CloseBatch& batch) {
       batch.add(n->waiter);
     }
     if (n == nullptr || batch.full()) {
-      ChanAccess::lock(c).unlock();
+      ChanAccess::unlock(c);
       while (senders != nullptr) {
         ChanNode* s = senders;
         senders = s->next;  // read before ready(): the node dies with the woken fiber's frame
@@ -360,30 +427,35 @@ void chan_close_all(ChanCore* const* cores, std::size_t n) {
 bool chan_offer(ChanCore* cp, void* elem) noexcept {
   if (cp == nullptr) return false;
   ChanCore& c = *cp;
+  if (ChanAccess::buffered(c)) {
+    const Ring::Fast r = Ring(c).try_push(elem);
+    if (r != Ring::Fast::slow) return r == Ring::Fast::done;
+  }
   ChanAccess::lock(c).lock();
   Waiter* wake = nullptr;
   const bool sent = !ChanAccess::closed(c) && ChanAccess::try_send_locked(c, elem, &wake);
+  // Leaves the ring in its slow mode (the next locked operation's unlock ends it): returning it
+  // to lock-free use takes a reference that could turn out to be the channel's last, and its
+  // destruction cancels the very timer whose fire, under the heap lock, called us.
   ChanAccess::lock(c).unlock();
   if (wake != nullptr) wake->ready();
   return sent;
 }
 
 bool ChanAccess::drain_locked(ChanCore& c) noexcept {
-  const std::size_t n = c.qcount_.load(std::memory_order_relaxed);
-  for (std::size_t i = 0; i < n; ++i) {
-    c.ops_->destroy(slot(c, c.recvx_));
-    if (++c.recvx_ == c.cap_) c.recvx_ = 0;
-  }
-  c.qcount_.store(0, std::memory_order_relaxed);
-  c.sendx_ = c.recvx_;
-  return n > 0;
+  if (c.ends_ == nullptr) return false;
+  Ring ring(c);
+  ring.enter_slow();
+  const bool any = ring.count() > 0;
+  while (ring.count() > 0) ring.pop_locked(nullptr, nullptr);
+  return any;
 }
 
 bool chan_drain(ChanCore* cp) noexcept {
   if (cp == nullptr) return false;
   ChanAccess::lock(*cp).lock();
   const bool any = ChanAccess::drain_locked(*cp);
-  ChanAccess::lock(*cp).unlock();
+  ChanAccess::unlock(*cp);
   return any;
 }
 

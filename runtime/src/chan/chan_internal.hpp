@@ -14,19 +14,28 @@ struct ChanAccess {
   static SpinLock& lock(ChanCore& c) noexcept { return c.lock_; }
   static bool closed(const ChanCore& c) noexcept { return c.closed_.load(std::memory_order_relaxed); }
   static void set_closed(ChanCore& c) noexcept { c.closed_.store(true, std::memory_order_relaxed); }
+  static bool buffered(const ChanCore& c) noexcept { return c.ends_ != nullptr; }
+  // Drops the lock; a buffered channel with no waiter left, and open, returns to lock-free
+  // operation first (ring.hpp). Every unlock but the one a parking operation defers goes here.
+  static void unlock(ChanCore& c) noexcept;
   // Without the lock, a hint for a buffered channel: could this receive or send proceed (or, a
-  // send, find the channel closed)? Either answer may be stale by the time the lock is taken.
-  static bool looks_ready(const ChanCore& c, bool send) noexcept {
-    if (c.closed_.load(std::memory_order_relaxed)) return true;
-    const std::size_t queued = c.qcount_.load(std::memory_order_relaxed);
-    return send ? queued < c.cap_ : queued > 0;
-  }
+  // send, find the channel closed)? Either answer may be stale by the time it is acted on.
+  static bool looks_ready(const ChanCore& c, bool send) noexcept;
+
+  // The ring's fields (ring.hpp).
+  static ChanCore::RingEnd* ends(ChanCore& c) noexcept { return c.ends_; }
+  static std::byte* slots(const ChanCore& c) noexcept { return c.slots_; }
+  static std::size_t slot_size(const ChanCore& c) noexcept { return c.slot_size_; }
+  static std::size_t elem_offset(const ChanCore& c) noexcept { return c.elem_offset_; }
+  static std::uint64_t one_lap(const ChanCore& c) noexcept { return c.one_lap_; }
+  static std::size_t cap(const ChanCore& c) noexcept { return c.cap_; }
+  static const ElemOps* ops(const ChanCore& c) noexcept { return c.ops_; }
   static WaitQueue& sendq(ChanCore& c) noexcept { return c.sendq_; }
   static WaitQueue& recvq(ChanCore& c) noexcept { return c.recvq_; }
-  static void* slot(ChanCore& c, std::size_t i) noexcept { return c.buf_ + i * c.ops_->size; }
 
   // Completes a send of *elem if possible now: to a parked receiver (*wake set) or into the
-  // buffer. The caller has checked that the channel is open.
+  // buffer. The caller has checked that the channel is open. Buffered: sets the ring's slow bit
+  // (the caller may queue a waiter next), which unlock() clears when it can.
   static bool try_send_locked(ChanCore& c, void* elem, Waiter** wake) noexcept;
   // Completes a receive if possible now: from a parked sender (*wake set), from the buffer, or
   // because the channel is closed and drained (*got_value = false).

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "chan/chan_internal.hpp"
+#include "chan/ring.hpp"
 
 namespace spindle::detail {
 
@@ -51,7 +52,7 @@ void unlock_all(const SelectLocks& s) noexcept {
   for (int k = s.n - 1; k >= 0; --k) {
     ChanCore* c = cases[cases[k].lock_order].chan;
     if (k > 0 && cases[cases[k - 1].lock_order].chan == c) continue;
-    ChanAccess::lock(*c).unlock();
+    ChanAccess::unlock(*c);
   }
 }
 
@@ -79,7 +80,7 @@ void withdraw_all_but(const SelectLocks& s, int winner) noexcept {
   for (int k = 0; k < s.n; ++k) {
     const int i = cases[k].lock_order;
     if (i == winner) continue;
-    if (cases[i].chan != prev) ChanAccess::lock(*cases[i].chan).unlock();
+    if (cases[i].chan != prev) ChanAccess::unlock(*cases[i].chan);
     prev = cases[i].chan;
   }
 }
@@ -153,22 +154,26 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
     return {-1, st};
   }
   // 1b. Go's selectgo locks every channel before it looks at any. Where the first cases in poll
-  // order are buffered, their counts can be read without a lock: one that looks ready is tried
-  // under its own lock alone. A select that finds a value then costs what a receive costs,
-  // instead of holding (and first waiting for) every channel's lock while it looks: over two
-  // buffered channels fed from another worker, each select waited on both producers' locks.
-  // An unbuffered case ends this pass: whether it can proceed shows only under its lock, and
-  // passing over it for a later case would bias the choice among ready cases.
+  // order are buffered, they are tried lock-free first (ring.hpp); one whose ring is in its
+  // slow mode (a waiter queued, or closed) but looks ready is tried under its own lock alone.
+  // A select that finds a value then costs what a receive costs, instead of holding (and first
+  // waiting for) every channel's lock while it looks: over two buffered channels fed from
+  // another worker, each select waited on both producers' locks. An unbuffered case ends this
+  // pass: whether it can proceed shows only under its lock, and passing over it for a later
+  // case would bias the choice among ready cases.
   for (int k = 0; k < m; ++k) {
     const int i = cases[k].poll_order;
     SelectCase& sc = cases[i];
     ChanCore& c = *sc.chan;
-    if (c.cap() == 0) break;
-    if (!ChanAccess::looks_ready(c, sc.is_send)) continue;
+    if (!ChanAccess::buffered(c)) break;
+    Ring ring(c);
+    const Ring::Fast r = sc.is_send ? ring.try_push(sc.elem) : ring.try_pop(sc.elem, sc.put);
+    if (r == Ring::Fast::done) return {i, ChanStatus::ok};
+    if (r == Ring::Fast::would_block || !ChanAccess::looks_ready(c, sc.is_send)) continue;
     ChanAccess::lock(c).lock();
     SelectResult won;
-    if (try_case_locked(sc, i, [&c] { ChanAccess::lock(c).unlock(); }, &won)) return won;
-    ChanAccess::lock(c).unlock();
+    if (try_case_locked(sc, i, [&c] { ChanAccess::unlock(c); }, &won)) return won;
+    ChanAccess::unlock(c);
   }
 
   // Insertion sort by address: selects are small (Go uses a heap sort for its large ones).

@@ -5,12 +5,23 @@
 // side, a `put` function that move-constructs the value where the receiver wants it (straight
 // into its std::optional<T>, so a received value is moved exactly once).
 //
+// A buffered channel's values sit in a ring of slots with per-slot stamps (Vyukov's bounded
+// queue, as crossbeam's array channel lays it out): while nobody is parked on the channel and it
+// is open, a send or receive claims its position with one CAS on the ring's tail or head and
+// takes no lock, so a producer and a consumer on two cores share only the slots' cache lines.
+// Parking needs the lock: an operation that must wait takes it and sets the ring's slow bit
+// (in head and tail both), which fails every lock-free claim from then on, and so every
+// operation goes through the lock while a waiter is queued, exactly as Go's channels do. The
+// bit is cleared when the last waiter leaves; a closed channel keeps it.
+//
 // Invariants (under ChanCore::lock_):
 //  * At least one of sendq_ and recvq_ is empty, except when one select has both a send and a
 //    receive case on the same unbuffered channel and is blocked on it (Go's chan.go says the same).
-//  * qcount_ > 0 implies recvq_ is empty; qcount_ < cap_ implies sendq_ is empty.
-//  * A closed channel has an empty sendq_ (close fails every blocked sender) and, once qcount_ is
-//    0, an empty recvq_ (close wakes every blocked receiver).
+//  * Outside the lock the slow bits of head and tail are equal; a queued waiter or a close
+//    implies they are set. With them set, only the lock holder moves head and tail.
+//  * A non-empty ring implies recvq_ is empty; a ring not full implies sendq_ is empty.
+//  * A closed channel has an empty sendq_ (close fails every blocked sender) and, once the ring
+//    is empty, an empty recvq_ (close wakes every blocked receiver).
 //  * A queued ChanNode lives on its waiting fiber's stack. Whoever unlinks it while holding the
 //    lock may touch it; after Waiter::ready() nobody touches it (the fiber may return at once).
 //
@@ -120,7 +131,7 @@ class ChanCore {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
   }
 
-  [[nodiscard]] std::size_t len() const noexcept { return qcount_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t len() const noexcept;  // a racy snapshot, as Go's len(ch)
   [[nodiscard]] std::size_t cap() const noexcept { return cap_; }
   [[nodiscard]] const ElemOps* ops() const noexcept { return ops_; }
 
@@ -133,21 +144,31 @@ class ChanCore {
 
  private:
   friend struct ChanAccess;  // src/chan: the operations below are written against the fields
-  ChanCore(const ElemOps* ops, std::size_t cap, std::byte* buf) noexcept
-      : ops_(ops), cap_(cap), buf_(buf) {}
+  ChanCore(const ElemOps* ops, std::size_t cap) noexcept : ops_(ops), cap_(cap) {}
   void destroy() noexcept;
+
+  // A buffered channel's ring: positions are lap * one_lap_ + index (one_lap_ a power of two
+  // above cap_), so stepping needs no division; bit 63 is the slow bit (above).
+  struct alignas(64) RingEnd {
+    std::atomic<std::uint64_t> pos{0};
+  };
+  struct RingLayout {
+    std::size_t slot_size, elem_offset, ends_offset, slots_offset, bytes, align;
+  };
+  static RingLayout ring_layout(const ElemOps* ops, std::size_t cap);
 
   SpinLock lock_;
   std::atomic<bool> closed_{false};  // written under lock_; read racily by select's first pass
-  std::atomic<std::size_t> qcount_{0};  // written under lock_, read racily by len()
-  std::size_t sendx_ = 0;
-  std::size_t recvx_ = 0;
   WaitQueue sendq_;
   WaitQueue recvq_;
   std::atomic<std::uint32_t> refs_{1};
   const ElemOps* const ops_;
   const std::size_t cap_;
-  std::byte* const buf_;
+  RingEnd* ends_ = nullptr;  // buffered: [0] head (receivers), [1] tail (senders), own lines
+  std::byte* slots_ = nullptr;  // buffered: cap_ slots of slot_size_ (stamp, then the element)
+  std::size_t slot_size_ = 0;
+  std::size_t elem_offset_ = 0;
+  std::uint64_t one_lap_ = 0;
   void (*on_destroy_)(void*) noexcept = nullptr;
   void* on_destroy_arg_ = nullptr;
 };
