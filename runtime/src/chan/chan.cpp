@@ -78,18 +78,17 @@ ChanNode* WaitQueue::dequeue() noexcept {
 ChanCore::RingLayout ChanCore::ring_layout(const ElemOps* ops, std::size_t cap) {
   auto round_up = [](std::size_t n, std::size_t a) { return (n + a - 1) / a * a; };
   RingLayout l{};
-  const std::size_t slot_align = std::max(alignof(std::atomic<std::uint64_t>), ops->align);
-  l.elem_offset = round_up(sizeof(std::atomic<std::uint64_t>), ops->align);
-  l.slot_size = round_up(l.elem_offset + ops->size, slot_align);
-  l.align = std::max({alignof(ChanCore), alignof(RingEnd), slot_align});
+  l.align = std::max({alignof(ChanCore), alignof(RingEnd), ops->align});
   l.ends_offset = round_up(sizeof(ChanCore), alignof(RingEnd));
-  l.slots_offset = round_up(l.ends_offset + 2 * sizeof(RingEnd), slot_align);
-  const std::size_t limit = std::numeric_limits<std::size_t>::max() / 2;  // Go: maxAlloc
+  l.stamps_offset = l.ends_offset + 2 * sizeof(RingEnd);
+  const std::size_t limit = std::numeric_limits<std::size_t>::max() / 4;  // Go: maxAlloc
   // Positions keep the index in the bits below one_lap and the lap above, under the slow bit.
-  if (cap == 0 || cap > (limit - l.slots_offset) / l.slot_size || cap >= (std::size_t{1} << 40)) {
+  if (cap == 0 || cap > (limit - l.stamps_offset) / (sizeof(std::uint64_t) + ops->size + ops->align) ||
+      cap >= (std::size_t{1} << 40)) {
     throw ChanError("makechan: size out of range");
   }
-  l.bytes = l.slots_offset + cap * l.slot_size;
+  l.values_offset = round_up(l.stamps_offset + cap * sizeof(std::uint64_t), ops->align);
+  l.bytes = l.values_offset + cap * ops->size;
   return l;
 }
 
@@ -103,13 +102,10 @@ ChanCore* ChanCore::create(const ElemOps* ops, std::size_t cap) {
   auto* c = ::new (mem) ChanCore(ops, cap);
   auto* base = static_cast<std::byte*>(mem);
   c->ends_ = ::new (base + l.ends_offset) RingEnd[2];
-  c->slots_ = base + l.slots_offset;
-  c->slot_size_ = l.slot_size;
-  c->elem_offset_ = l.elem_offset;
+  c->stamps_ = reinterpret_cast<std::atomic<std::uint64_t>*>(base + l.stamps_offset);
+  for (std::size_t i = 0; i < cap; ++i) ::new (&c->stamps_[i]) std::atomic<std::uint64_t>(i);  // free, lap 0
+  c->values_ = base + l.values_offset;
   c->one_lap_ = std::bit_ceil(static_cast<std::uint64_t>(cap) + 1);
-  for (std::size_t i = 0; i < cap; ++i) {
-    ::new (c->slots_ + i * l.slot_size) std::atomic<std::uint64_t>(i);  // free for lap 0
-  }
   return c;
 }
 

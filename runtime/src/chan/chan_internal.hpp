@@ -24,9 +24,8 @@ struct ChanAccess {
 
   // The ring's fields (ring.hpp).
   static ChanCore::RingEnd* ends(ChanCore& c) noexcept { return c.ends_; }
-  static std::byte* slots(const ChanCore& c) noexcept { return c.slots_; }
-  static std::size_t slot_size(const ChanCore& c) noexcept { return c.slot_size_; }
-  static std::size_t elem_offset(const ChanCore& c) noexcept { return c.elem_offset_; }
+  static std::atomic<std::uint64_t>* stamps(const ChanCore& c) noexcept { return c.stamps_; }
+  static std::byte* values(const ChanCore& c) noexcept { return c.values_; }
   static std::uint64_t one_lap(const ChanCore& c) noexcept { return c.one_lap_; }
   static std::size_t cap(const ChanCore& c) noexcept { return c.cap_; }
   static const ElemOps* ops(const ChanCore& c) noexcept { return c.ops_; }

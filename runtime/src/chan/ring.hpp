@@ -1,9 +1,10 @@
 // The ring of a buffered channel: lock-free claims while nobody waits, the lock otherwise.
 //
 // Layout and protocol after crossbeam's array channel (crossbeam-channel/src/flavors/array.rs),
-// itself Vyukov's bounded MPMC queue. Every slot carries a stamp: a slot at index i holds no
-// value for position p (lap * one_lap + i) while its stamp is p, and p's value once the stamp
-// is p + 1; a receiver done with it sets p + one_lap, freeing it for the next lap. A sender
+// itself Vyukov's bounded MPMC queue, with the stamps in an array of their own. Every slot
+// carries a stamp: slot i holds no value for position p (lap * one_lap + i) while its stamp is
+// p, and p's value once the stamp is p + 1; a receiver done with it sets p + one_lap, freeing
+// it for the next lap. A sender
 // claims the tail position with a CAS when the slot is free, writes, and publishes the stamp
 // (release); a receiver claims the head when the stamp says the value is there (acquire).
 //
@@ -30,7 +31,10 @@ class Ring {
   static constexpr std::uint64_t kSlow = std::uint64_t{1} << 63;
 
   explicit Ring(ChanCore& c) noexcept
-      : c_(c), head_(ChanAccess::ends(c)[0].pos), tail_(ChanAccess::ends(c)[1].pos) {}
+      : c_(c),
+        head_(ChanAccess::ends(c)[0].pos),
+        tail_(ChanAccess::ends(c)[1].pos),
+        stamps_(ChanAccess::stamps(c)) {}
 
   enum class Fast : std::uint8_t { done, would_block, slow };
 
@@ -40,12 +44,12 @@ class Ring {
     std::uint64_t t = tail_.load(std::memory_order_relaxed);
     for (;;) {
       if (t & kSlow) return Fast::slow;
-      std::byte* s = slot(t);
-      const std::uint64_t stamp = stamp_of(s).load(std::memory_order_acquire);
+      const std::uint64_t i = index(t);
+      const std::uint64_t stamp = stamps_[i].load(std::memory_order_acquire);
       if (stamp == t) {
         if (tail_.compare_exchange_weak(t, next(t), std::memory_order_relaxed)) {
-          ChanAccess::ops(c_)->move_construct(elem_of(s), elem);
-          stamp_of(s).store(t + 1, std::memory_order_release);
+          ChanAccess::ops(c_)->move_construct(value(i), elem);
+          stamps_[i].store(t + 1, std::memory_order_release);
           return Fast::done;
         }
       } else if (stamp + ChanAccess::one_lap(c_) == t + 1) {
@@ -61,12 +65,12 @@ class Ring {
     std::uint64_t h = head_.load(std::memory_order_relaxed);
     for (;;) {
       if (h & kSlow) return Fast::slow;
-      std::byte* s = slot(h);
-      const std::uint64_t stamp = stamp_of(s).load(std::memory_order_acquire);
+      const std::uint64_t i = index(h);
+      const std::uint64_t stamp = stamps_[i].load(std::memory_order_acquire);
       if (stamp == h + 1) {
         if (head_.compare_exchange_weak(h, next(h), std::memory_order_relaxed)) {
-          take(s, out, put);
-          stamp_of(s).store(h + ChanAccess::one_lap(c_), std::memory_order_release);
+          take(i, out, put);
+          stamps_[i].store(h + ChanAccess::one_lap(c_), std::memory_order_release);
           return Fast::done;
         }
       } else if (stamp == h) {
@@ -110,31 +114,27 @@ class Ring {
   // Slow bit set, ring not full.
   void push_locked(void* elem) noexcept {
     const std::uint64_t t = tail_.load(std::memory_order_relaxed) & ~kSlow;
-    std::byte* s = slot(t);
-    wait_for_stamp(s, t);  // a receiver that claimed the previous lap may still be reading it
-    ChanAccess::ops(c_)->move_construct(elem_of(s), elem);
-    stamp_of(s).store(t + 1, std::memory_order_release);
+    const std::uint64_t i = index(t);
+    wait_for_stamp(i, t);  // a receiver that claimed the previous lap may still be reading it
+    ChanAccess::ops(c_)->move_construct(value(i), elem);
+    stamps_[i].store(t + 1, std::memory_order_release);
     tail_.store(next(t) | kSlow, std::memory_order_relaxed);
   }
   // Slow bit set, ring not empty.
   void pop_locked(void* out, PutFn put) noexcept {
     const std::uint64_t h = head_.load(std::memory_order_relaxed) & ~kSlow;
-    std::byte* s = slot(h);
-    wait_for_stamp(s, h + 1);  // a sender that claimed it may still be writing
-    take(s, out, put);
-    stamp_of(s).store(h + ChanAccess::one_lap(c_), std::memory_order_release);
+    const std::uint64_t i = index(h);
+    wait_for_stamp(i, h + 1);  // a sender that claimed it may still be writing
+    take(i, out, put);
+    stamps_[i].store(h + ChanAccess::one_lap(c_), std::memory_order_release);
     head_.store(next(h) | kSlow, std::memory_order_relaxed);
   }
 
  private:
-  std::byte* slot(std::uint64_t pos) const noexcept {
-    const std::uint64_t index = pos & (ChanAccess::one_lap(c_) - 1);
-    return ChanAccess::slots(c_) + index * ChanAccess::slot_size(c_);
+  std::uint64_t index(std::uint64_t pos) const noexcept { return pos & (ChanAccess::one_lap(c_) - 1); }
+  void* value(std::uint64_t i) const noexcept {
+    return ChanAccess::values(c_) + i * ChanAccess::ops(c_)->size;
   }
-  static std::atomic<std::uint64_t>& stamp_of(std::byte* s) noexcept {
-    return *std::launder(reinterpret_cast<std::atomic<std::uint64_t>*>(s));
-  }
-  void* elem_of(std::byte* s) const noexcept { return s + ChanAccess::elem_offset(c_); }
   std::uint64_t next(std::uint64_t pos) const noexcept {
     const std::uint64_t lap = ChanAccess::one_lap(c_);
     const std::uint64_t index = pos & (lap - 1);
@@ -149,17 +149,18 @@ class Ring {
     if (hi > ti) return ChanAccess::cap(c_) - hi + ti;
     return t == h ? 0 : ChanAccess::cap(c_);
   }
-  void take(std::byte* s, void* out, PutFn put) noexcept {
-    if (out != nullptr) put(out, elem_of(s));
-    ChanAccess::ops(c_)->destroy(elem_of(s));
+  void take(std::uint64_t i, void* out, PutFn put) noexcept {
+    if (out != nullptr) put(out, value(i));
+    ChanAccess::ops(c_)->destroy(value(i));
   }
-  static void wait_for_stamp(std::byte* s, std::uint64_t want) noexcept {
-    while (stamp_of(s).load(std::memory_order_acquire) != want) spin_pause();
+  void wait_for_stamp(std::uint64_t i, std::uint64_t want) const noexcept {
+    while (stamps_[i].load(std::memory_order_acquire) != want) spin_pause();
   }
 
   ChanCore& c_;
   std::atomic<std::uint64_t>& head_;
   std::atomic<std::uint64_t>& tail_;
+  std::atomic<std::uint64_t>* const stamps_;
 };
 
 }  // namespace spindle::detail

@@ -153,7 +153,7 @@ class ChanCore {
     std::atomic<std::uint64_t> pos{0};
   };
   struct RingLayout {
-    std::size_t slot_size, elem_offset, ends_offset, slots_offset, bytes, align;
+    std::size_t ends_offset, stamps_offset, values_offset, bytes, align;
   };
   static RingLayout ring_layout(const ElemOps* ops, std::size_t cap);
 
@@ -165,9 +165,10 @@ class ChanCore {
   const ElemOps* const ops_;
   const std::size_t cap_;
   RingEnd* ends_ = nullptr;  // buffered: [0] head (receivers), [1] tail (senders), own lines
-  std::byte* slots_ = nullptr;  // buffered: cap_ slots of slot_size_ (stamp, then the element)
-  std::size_t slot_size_ = 0;
-  std::size_t elem_offset_ = 0;
+  // Buffered: slot i is stamps_[i] and the element at values_ + i * ops_->size. Stamps apart
+  // from values: a claim finds its stamp without a multiply in its chain of dependent loads.
+  std::atomic<std::uint64_t>* stamps_ = nullptr;
+  std::byte* values_ = nullptr;
   std::uint64_t one_lap_ = 0;
   void (*on_destroy_)(void*) noexcept = nullptr;
   void* on_destroy_arg_ = nullptr;
