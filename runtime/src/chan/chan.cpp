@@ -101,7 +101,9 @@ ChanCore* ChanCore::create(const ElemOps* ops, std::size_t cap) {
   void* mem = ::operator new(l.bytes, std::align_val_t(l.align));
   auto* c = ::new (mem) ChanCore(ops, cap);
   auto* base = static_cast<std::byte*>(mem);
-  c->ends_ = ::new (base + l.ends_offset) RingEnd[2];
+  // One at a time: an array placement-new may ask for room for a cookie in front.
+  c->ends_ = ::new (base + l.ends_offset) RingEnd();
+  ::new (base + l.ends_offset + sizeof(RingEnd)) RingEnd();
   c->stamps_ = reinterpret_cast<std::atomic<std::uint64_t>*>(base + l.stamps_offset);
   for (std::size_t i = 0; i < cap; ++i) ::new (&c->stamps_[i]) std::atomic<std::uint64_t>(i);  // free, lap 0
   c->values_ = base + l.values_offset;
