@@ -128,7 +128,6 @@ bool cancel_subtree(ContextNode* n, std::error_code err, std::error_code cause, 
   ChildLink* head = &n->children;
   for (ChildLink* c = head->next; c != head;) {
     ChildLink* next = c->next;
-    __builtin_prefetch(next, 1);  // a wide cancel walks cold nodes: fetch the next one meanwhile
     c->prev = c->next = nullptr;
     c->linked = false;
     if (c->is_after_func) {
