@@ -101,5 +101,41 @@ TEST(ChanCloseAll, AClosedChannelThrowsAfterReadyingWhatWasClaimed) {
   });
 }
 
+// A long queue whose nodes carry prefetch hints to the node WaitQueue::kAhead places behind
+// them: when some of those nodes withdraw (their select won elsewhere) and their fibers finish,
+// the hints left in the queue point at dead frames. The close must still wake every remaining
+// receiver exactly once, and the withdrawn ones never.
+TEST(ChanCloseAll, WithdrawnNodesInALongQueueLeaveOnlyHints) {
+  synctest::run([] {
+    constexpr int kReceivers = 100;
+    Chan<int> ch(0), other(0);
+    std::atomic<int> closed_seen{0}, got_other{0};
+    WaitGroup wg;
+    for (int i = 0; i < kReceivers; ++i) {
+      wg.go([ch, other, i, &closed_seen, &got_other] {
+        if (i % 3 != 0) {
+          if (!ch.recv().has_value()) ++closed_seen;
+          return;
+        }
+        Select<2> sel;
+        sel.recv(ch);
+        sel.recv(other);
+        if (sel.wait() == 1) ++got_other;
+        else if (!sel.recv_ok()) ++closed_seen;
+      });
+    }
+    synctest::wait();
+    constexpr int kWithdrawn = (kReceivers + 2) / 3;
+    for (int i = 0; i < kWithdrawn; ++i) other.send(i);
+    synctest::wait();  // the select receivers took `other` and finished
+    EXPECT_EQ(got_other.load(), kWithdrawn);
+
+    detail::ChanCore* core = ch.detail_core();
+    detail::chan_close_all(&core, 1);
+    wg.wait();
+    EXPECT_EQ(closed_seen.load(), kReceivers - kWithdrawn);
+  });
+}
+
 }  // namespace
 }  // namespace spindle

@@ -46,6 +46,16 @@ void WaitQueue::push(ChanNode* n) noexcept {
   }
   last_ = n;
   n->queued = true;
+  n->ahead = nullptr;
+  n->ahead_waiter = nullptr;
+  // The nodes just behind were queued recently, so this walk stays in cache; a short queue
+  // ends it at once.
+  ChanNode* behind = n;
+  for (int i = 0; i < kAhead && behind != nullptr; ++i) behind = behind->prev;
+  if (behind != nullptr) {
+    behind->ahead = n;
+    behind->ahead_waiter = n->waiter;
+  }
 }
 
 void WaitQueue::remove(ChanNode* n) noexcept {
@@ -384,10 +394,8 @@ bool close_locked(ChanCore& c, CloseBatch& batch) {
   for (;;) {
     ChanNode* n = receivers.dequeue();
     if (n != nullptr) {
-      if (const ChanNode* after = receivers.front()) {
-        __builtin_prefetch(after->next);  // `after` itself was fetched one node ago
-        __builtin_prefetch(after->waiter, 1);
-      }
+      __builtin_prefetch(n->ahead, 1);  // null or stale: prefetches never fault
+      __builtin_prefetch(n->ahead_waiter, 1);
       n->success = false;
       n->waiter->tag = n->case_index;
       batch.add(n->waiter);
