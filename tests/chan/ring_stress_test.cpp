@@ -1,7 +1,7 @@
-// The buffered ring's two modes racing (runtime/src/chan/ring.hpp): lock-free claims while
-// nobody waits, the lock while somebody does. Every operation below flips between the modes
+// The buffered ring's two modes racing (runtime/src/chan/ring.hpp): each end behind its own
+// lock while nobody waits, the channel's lock while somebody does. Every operation below flips between the modes
 // (a full or empty ring parks someone; a timed wait gives up and withdraws; a non-blocking try
-// claims lock-free or fails), on capacities whose ring positions wrap at odd places, and the
+// goes through its end or fails), on capacities whose ring positions wrap at odd places, and the
 // accounting is exact: every value is received once, and what senders report is what arrived.
 #include <gtest/gtest.h>
 
@@ -133,7 +133,7 @@ FIBER_TEST(RingStress, MixedFormsCap64) { mixed_forms(64, 6, 2, 20000 / kScale);
 // The receiver of the last value may end the channel at once, while a sender is still inside
 // its send: once its value can be taken, a send must not touch the channel again. Two senders
 // and a parked receiver make the second send take the lock and leave its value in the ring
-// as it returns the ring to lock-free use, which the receiver, woken by the first, may take
+// as it returns the ring to end operations, which the receiver, woken by the first, may take
 // at once. (The sanitizer builds catch a late touch; this is how `done` channels are used.)
 FIBER_TEST(RingStress, ReceiverEndsTheChannelRightAfterTheValue) {
   for (int round = 0; round < 20000 / kScale; ++round) {

@@ -92,7 +92,8 @@ ChanCore::RingLayout ChanCore::ring_layout(const ElemOps* ops, std::size_t cap) 
   l.ends_offset = round_up(sizeof(ChanCore), alignof(RingEnd));
   l.stamps_offset = l.ends_offset + 2 * sizeof(RingEnd);
   const std::size_t limit = std::numeric_limits<std::size_t>::max() / 4;  // Go: maxAlloc
-  // Positions keep the index in the bits below one_lap and the lap above, under the slow bit.
+  // Positions keep the index in the bits below one_lap and the lap above (2^40 slots leave
+  // 2^23 laps and more before a position wraps).
   if (cap == 0 || cap > (limit - l.stamps_offset) / (sizeof(std::uint64_t) + ops->size + ops->align) ||
       cap >= (std::size_t{1} << 40)) {
     throw ChanError("makechan: size out of range");
@@ -123,8 +124,8 @@ ChanCore* ChanCore::create(const ElemOps* ops, std::size_t cap) {
 
 void ChanCore::destroy() noexcept {
   if (on_destroy_ != nullptr) on_destroy_(on_destroy_arg_);
-  // The last handle is gone, so nobody can be parked on the channel or inside a lock-free
-  // claim (each holds a handle); only buffered values remain.
+  // The last handle is gone, so nobody can be parked on the channel or inside an end
+  // operation (each holds a handle); only buffered values remain.
   std::size_t align = alignof(ChanCore);
   if (ends_ != nullptr) {
     Ring ring(*this);
@@ -146,10 +147,10 @@ void ChanAccess::unlock(ChanCore& c) noexcept {
     return;
   }
   Ring ring(c);
-  // Back to lock-free claims. The first one may take a value we just left in the ring, and its
+  // Back to end operations. The first one may take a value we just left in the ring, and its
   // taker may then drop the channel's last handle (`Chan<int> done(1); go([&] { done.send(1);
   // }); done.recv();` and `done` goes out of scope) while we are still in here: hold a
-  // reference of our own until our last touch. (Taken under the lock with the slow bit set, when
+  // reference of our own until our last touch. (Taken under the lock with the slow flags set, when
   // nobody can have taken anything yet, so the channel is certainly alive.)
   c.retain();
   ring.leave_slow();
@@ -375,7 +376,7 @@ bool close_locked(ChanCore& c, CloseBatch& batch) {
     return false;
   }
   ChanAccess::set_closed(c);
-  if (ChanAccess::buffered(c)) Ring(c).enter_slow();  // for good: no lock-free claim after a close
+  if (ChanAccess::buffered(c)) Ring(c).enter_slow();  // for good: no end operation after a close
   // Every blocked sender fails, all of them under this one hold of the lock: otherwise a
   // receiver arriving later could take the value of a sender still queued and complete a send
   // that this close must fail. Claimed here, readied once the lock is dropped (Go's glist),
@@ -441,7 +442,7 @@ bool chan_offer(ChanCore* cp, void* elem) noexcept {
   Waiter* wake = nullptr;
   const bool sent = !ChanAccess::closed(c) && ChanAccess::try_send_locked(c, elem, &wake);
   // Leaves the ring in its slow mode (the next locked operation's unlock ends it): returning it
-  // to lock-free use takes a reference that could turn out to be the channel's last, and its
+  // to end operations takes a reference that could turn out to be the channel's last, and its
   // destruction cancels the very timer whose fire, under the heap lock, called us.
   ChanAccess::lock(c).unlock();
   if (wake != nullptr) wake->ready();

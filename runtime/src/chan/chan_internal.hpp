@@ -15,14 +15,15 @@ struct ChanAccess {
   static bool closed(const ChanCore& c) noexcept { return c.closed_.load(std::memory_order_relaxed); }
   static void set_closed(ChanCore& c) noexcept { c.closed_.store(true, std::memory_order_relaxed); }
   static bool buffered(const ChanCore& c) noexcept { return c.ends_ != nullptr; }
-  // Drops the lock; a buffered channel with no waiter left, and open, returns to lock-free
-  // operation first (ring.hpp). Every unlock but the one a parking operation defers goes here.
+  // Drops the lock; a buffered channel with no waiter left, and open, returns to end
+  // operations first (ring.hpp). Every unlock but the one a parking operation defers goes here.
   static void unlock(ChanCore& c) noexcept;
   // Without the lock, a hint for a buffered channel: could this receive or send proceed (or, a
   // send, find the channel closed)? Either answer may be stale by the time it is acted on.
   static bool looks_ready(const ChanCore& c, bool send) noexcept;
 
   // The ring's fields (ring.hpp).
+  using RingEnd = ChanCore::RingEnd;
   static ChanCore::RingEnd* ends(ChanCore& c) noexcept { return c.ends_; }
   static std::atomic<std::uint64_t>* stamps(const ChanCore& c) noexcept { return c.stamps_; }
   static std::byte* values(const ChanCore& c) noexcept { return c.values_; }
@@ -33,7 +34,7 @@ struct ChanAccess {
   static WaitQueue& recvq(ChanCore& c) noexcept { return c.recvq_; }
 
   // Completes a send of *elem if possible now: to a parked receiver (*wake set) or into the
-  // buffer. The caller has checked that the channel is open. Buffered: sets the ring's slow bit
+  // buffer. The caller has checked that the channel is open. Buffered: sets the ring's slow flags
   // (the caller may queue a waiter next), which unlock() clears when it can.
   static bool try_send_locked(ChanCore& c, void* elem, Waiter** wake) noexcept;
   // Completes a receive if possible now: from a parked sender (*wake set), from the buffer, or

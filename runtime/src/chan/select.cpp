@@ -154,7 +154,7 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
     return {-1, st};
   }
   // 1b. Go's selectgo locks every channel before it looks at any. Where the first cases in poll
-  // order are buffered, they are tried lock-free first (ring.hpp); one whose ring is in its
+  // order are buffered, they are tried through their ring's ends first (ring.hpp); one whose ring is in its
   // slow mode (a waiter queued, or closed) but looks ready is tried under its own lock alone.
   // A select that finds a value then costs what a receive costs, instead of holding (and first
   // waiting for) every channel's lock while it looks: over two buffered channels fed from

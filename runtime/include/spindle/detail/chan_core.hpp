@@ -7,18 +7,18 @@
 //
 // A buffered channel's values sit in a ring of slots with per-slot stamps (Vyukov's bounded
 // queue, as crossbeam's array channel lays it out): while nobody is parked on the channel and it
-// is open, a send or receive claims its position with one CAS on the ring's tail or head and
-// takes no lock, so a producer and a consumer on two cores share only the slots' cache lines.
-// Parking needs the lock: an operation that must wait takes it and sets the ring's slow bit
-// (in head and tail both), which fails every lock-free claim from then on, and so every
-// operation goes through the lock while a waiter is queued, exactly as Go's channels do. The
-// bit is cleared when the last waiter leaves; a closed channel keeps it.
+// is open, a send takes only the ring's tail lock and a receive only its head lock, never the
+// channel's, so a producer and a consumer on two cores share only the slots' cache lines.
+// Parking needs the channel's lock: an operation that must wait takes it and sets the slow
+// flag of both ends (src/chan/ring.hpp), which turns every end operation away from then on, and
+// so every operation goes through the channel's lock while a waiter is queued, exactly as Go's
+// channels do. The flags are cleared when the last waiter leaves; a closed channel keeps them.
 //
 // Invariants (under ChanCore::lock_):
 //  * At least one of sendq_ and recvq_ is empty, except when one select has both a send and a
 //    receive case on the same unbuffered channel and is blocked on it (Go's chan.go says the same).
-//  * Outside the lock the slow bits of head and tail are equal; a queued waiter or a close
-//    implies they are set. With them set, only the lock holder moves head and tail.
+//  * Outside the lock the slow flags of head and tail are equal; a queued waiter or a close
+//    implies they are set. With them set, only the lock holder touches the ring.
 //  * A non-empty ring implies recvq_ is empty; a ring not full implies sendq_ is empty.
 //  * A closed channel has an empty sendq_ (close fails every blocked sender) and, once the ring
 //    is empty, an empty recvq_ (close wakes every blocked receiver).
@@ -26,8 +26,8 @@
 //    lock may touch it; after Waiter::ready() nobody touches it (the fiber may return at once).
 //
 // Lock order: the timer heap lock (time channels fire under it), then channel locks; a select
-// holds several channel locks at once, always taken in increasing address order. Nothing takes
-// the timer heap lock while holding a channel lock.
+// holds several channel locks at once, always taken in increasing address order; then a ring's
+// end locks, one at a time. Nothing takes the timer heap lock while holding a channel lock.
 #pragma once
 
 #include <atomic>
@@ -154,8 +154,13 @@ class ChanCore {
   void destroy() noexcept;
 
   // A buffered channel's ring: positions are lap * one_lap_ + index (one_lap_ a power of two
-  // above cap_), so stepping needs no division; bit 63 is the slow bit (above).
+  // above cap_), so stepping needs no division. Each end on its own line: its lock, taken by
+  // that end's operations; its slow flag (above), written holding both that lock and the
+  // channel's, read holding either; its position, written holding either, read racily by
+  // len().
   struct alignas(64) RingEnd {
+    SpinLock lock;
+    std::atomic<bool> slow{false};
     std::atomic<std::uint64_t> pos{0};
   };
   struct RingLayout {
