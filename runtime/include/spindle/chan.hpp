@@ -101,7 +101,9 @@ class ChanSendOps {
   // Blocks forever on a nil channel. Throws ClosedChannelError if the channel is closed, or
   // gets closed while this waits.
   void send(T value, std::source_location where = std::source_location::current()) const {
-    (void)detail::chan_send(core(), std::addressof(value), true, kNoDeadline, nullptr, where);
+    detail::ChanCore* c = core();
+    if (c != nullptr && c->buffered() && detail::chan_send_fast(*c, std::addressof(value))) return;
+    (void)detail::chan_send(c, std::addressof(value), true, kNoDeadline, nullptr, where);
   }
 
   // Sends without blocking. Returns ok (value moved from) or would_block (value untouched).
@@ -174,8 +176,11 @@ class ChanRecvOps {
   // channel.
   std::optional<T> recv(std::source_location where = std::source_location::current()) const {
     std::optional<T> out;
-    (void)detail::chan_recv(core(), &out, &detail::put_optional<T>, true, kNoDeadline, nullptr,
-                            where);
+    detail::ChanCore* c = core();
+    if (c != nullptr && c->buffered() && detail::chan_recv_fast(*c, &out, &detail::put_optional<T>)) {
+      return out;
+    }
+    (void)detail::chan_recv(c, &out, &detail::put_optional<T>, true, kNoDeadline, nullptr, where);
     return out;
   }
 
@@ -236,6 +241,9 @@ class ChanRecvOps {
     T* operator->() const noexcept { return std::addressof(*cur_); }
     iterator& operator++() {
       cur_.reset();
+      if (c_ != nullptr && c_->buffered() && detail::chan_recv_fast(*c_, &cur_, &detail::put_optional<T>)) {
+        return *this;
+      }
       (void)detail::chan_recv(c_, &cur_, &detail::put_optional<T>, true, kNoDeadline, nullptr,
                               std::source_location::current());
       return *this;

@@ -139,6 +139,7 @@ class ChanCore {
 
   [[nodiscard]] std::size_t len() const noexcept;  // a racy snapshot, as Go's len(ch)
   [[nodiscard]] std::size_t cap() const noexcept { return cap_; }
+  [[nodiscard]] bool buffered() const noexcept { return ends_ != nullptr; }
   [[nodiscard]] const ElemOps* ops() const noexcept { return ops_; }
 
   // For time channels (src/time): `fn(arg)` runs once, just before the channel is freed, so the
@@ -198,6 +199,13 @@ ChanStatus chan_send(ChanCore* c, void* elem, bool block, TimePoint deadline,
 // Returns ok, closed (closed and drained), would_block (!block), timeout or canceled.
 ChanStatus chan_recv(ChanCore* c, void* out, PutFn put, bool block, TimePoint deadline,
                      const Interrupt* interrupt, const std::source_location& where);
+
+// A buffered channel's send or receive through its ring's end alone, for the blocking send()
+// and recv() to try before chan_send / chan_recv: true if done (moved from *elem; put into
+// `out`); false if those must run (full or empty, a waiter queued, or closed). Small functions
+// of their own: inside chan_send the same path paid for that function's stack frame.
+bool chan_send_fast(ChanCore& c, void* elem) noexcept;
+bool chan_recv_fast(ChanCore& c, void* out, PutFn put) noexcept;
 
 // Throws ChanError("close of nil channel") / ClosedChannelError("close of closed channel").
 void chan_close(ChanCore* c);
