@@ -4,7 +4,8 @@
 // worker's stack; the worker (Worker::after_switch) releases the primitive's lock, arms the
 // deadline timer and the interrupt, and only then publishes the fiber as parked. ready() racing
 // with that sees ParkState::running and leaves ParkState::notified behind, which the worker turns
-// into an immediate requeue.
+// into an immediate requeue. An exclusive waiter (Waiter::set_exclusive) is published as parked
+// before the lock is released instead: only a later holder of that lock can ready it.
 #include <spindle/detail/park.hpp>
 
 #include <exception>
@@ -54,6 +55,7 @@ void Waiter::ready(Order order) noexcept {
     Scheduler* s = current_scheduler();
     auto make_runnable = [&] {
       if (order == Order::fifo) s->ready_fifo(fiber_);
+      else if (exclusive_) s->ready_parked(fiber_);
       else s->ready(fiber_, /*next=*/true);
     };
     if (current_worker() != nullptr) {

@@ -216,6 +216,12 @@ void Worker::after_switch(Fiber* f) {
       parks_.store(parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       ParkRequest req = park_req_;
       park_req_ = {};
+      if (req.waiter->exclusive()) {
+        // Only a later holder of this lock can claim it (park.hpp): parked before it is free.
+        f->park_state.store(ParkState::parked, std::memory_order_relaxed);
+        req.opts->unlock(req.opts->unlock_arg);  // releases the store with the lock
+        break;
+      }
       // Only now, with the fiber off its stack, may a waker see it (park.hpp).
       if (req.opts->unlock != nullptr) req.opts->unlock(req.opts->unlock_arg);
       if (req.timer != nullptr && sched_.timers_.add(req.timer, index_)) sched_.on_timer_earlier();
@@ -707,6 +713,18 @@ void Scheduler::ready(Fiber* f, bool next) {
   // The traced path is a tail call: a call here would give the hot path a stack frame.
   if (trace_on()) [[unlikely]] return ready_traced(*this, f, next);
   ready_body(*this, f, next);
+}
+
+void Scheduler::ready_parked(Fiber* f) {
+  if (trace_on()) [[unlikely]] trace_wake(f);
+  // Published as parked before the lock our caller's claim needed was released (after_switch),
+  // and nobody else claims it: no race to settle. (Checked: a plain load on a line the store
+  // below needs anyway.)
+  if (f->park_state.load(std::memory_order_relaxed) != ParkState::parked) [[unlikely]] {
+    die_broken_invariant(f, "an exclusive waiter was readied before it was parked");
+  }
+  f->park_state.store(ParkState::running, std::memory_order_relaxed);
+  enqueue(f, /*next=*/true);
 }
 
 void Scheduler::enqueue(Fiber* f, bool next) {

@@ -172,6 +172,8 @@ class Scheduler {
   void ready(Fiber* f, bool next);
   // Make a parked fiber runnable at the global queue's tail (Waiter::Order::fifo).
   void ready_fifo(Fiber* f);
+  // ready(f, true) for the fiber of an exclusive waiter, known to be parked (Waiter::set_exclusive).
+  void ready_parked(Fiber* f);
   std::atomic<int> outside_wakers_{0};  // threads outside the runtime inside Waiter::ready()
   // Queue a runnable fiber (on the calling worker if it is ours, else globally) and wake help.
   void enqueue(Fiber* f, bool next);
