@@ -276,7 +276,7 @@ ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
     return ChanStatus::would_block;
   }
   Waiter w;
-  if (deadline == kNoDeadline && interrupt == nullptr) w.set_exclusive();  // woken under our lock only
+  if (deadline == kNoDeadline && interrupt == nullptr) w.set_claimers(Waiter::Claimers::one_lock);
   ChanNode node{};
   node.waiter = &w;
   node.elem = elem;
@@ -321,7 +321,7 @@ ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint d
     return ChanStatus::would_block;
   }
   Waiter w;
-  if (deadline == kNoDeadline && interrupt == nullptr) w.set_exclusive();  // woken under our lock only
+  if (deadline == kNoDeadline && interrupt == nullptr) w.set_claimers(Waiter::Claimers::one_lock);
   ChanNode node{};
   node.waiter = &w;
   node.elem = out;

@@ -203,6 +203,7 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
 
   // 3. Enqueue on every channel, in lock order, and park.
   Waiter w;
+  if (deadline == kNoDeadline && interrupt == nullptr) w.set_claimers(Waiter::Claimers::lock_holders);
   for (int k = 0; k < m; ++k) {
     const int i = cases[k].lock_order;
     SelectCase& sc = cases[i];

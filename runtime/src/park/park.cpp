@@ -4,8 +4,8 @@
 // worker's stack; the worker (Worker::after_switch) releases the primitive's lock, arms the
 // deadline timer and the interrupt, and only then publishes the fiber as parked. ready() racing
 // with that sees ParkState::running and leaves ParkState::notified behind, which the worker turns
-// into an immediate requeue. An exclusive waiter (Waiter::set_exclusive) is published as parked
-// before the lock is released instead: only a later holder of that lock can ready it.
+// into an immediate requeue. A waiter that only lock holders may claim (Waiter::set_claimers) is
+// published as parked before the lock is released instead: only a later holder can ready it.
 #include <spindle/detail/park.hpp>
 
 #include <exception>
@@ -55,7 +55,7 @@ void Waiter::ready(Order order) noexcept {
     Scheduler* s = current_scheduler();
     auto make_runnable = [&] {
       if (order == Order::fifo) s->ready_fifo(fiber_);
-      else if (exclusive_) s->ready_parked(fiber_);
+      else if (claimers_ != Claimers::anyone) s->ready_parked(fiber_);
       else s->ready(fiber_, /*next=*/true);
     };
     if (current_worker() != nullptr) {

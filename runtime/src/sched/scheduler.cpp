@@ -216,8 +216,8 @@ void Worker::after_switch(Fiber* f) {
       parks_.store(parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       ParkRequest req = park_req_;
       park_req_ = {};
-      if (req.waiter->exclusive()) {
-        // Only a later holder of this lock can claim it (park.hpp): parked before it is free.
+      if (req.waiter->claimers() != Waiter::Claimers::anyone) {
+        // Only a later holder of these locks can claim it (park.hpp): parked before they are free.
         f->park_state.store(ParkState::parked, std::memory_order_relaxed);
         req.opts->unlock(req.opts->unlock_arg);  // releases the store with the lock
         break;
@@ -721,7 +721,7 @@ void Scheduler::ready_parked(Fiber* f) {
   // and nobody else claims it: no race to settle. (Checked: a plain load on a line the store
   // below needs anyway.)
   if (f->park_state.load(std::memory_order_relaxed) != ParkState::parked) [[unlikely]] {
-    die_broken_invariant(f, "an exclusive waiter was readied before it was parked");
+    die_broken_invariant(f, "a waiter claimed under its lock was readied before it was parked");
   }
   f->park_state.store(ParkState::running, std::memory_order_relaxed);
   enqueue(f, /*next=*/true);

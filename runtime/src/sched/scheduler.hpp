@@ -172,7 +172,8 @@ class Scheduler {
   void ready(Fiber* f, bool next);
   // Make a parked fiber runnable at the global queue's tail (Waiter::Order::fifo).
   void ready_fifo(Fiber* f);
-  // ready(f, true) for the fiber of an exclusive waiter, known to be parked (Waiter::set_exclusive).
+  // ready(f, true) for a fiber known to be parked: its waiter's claimers hold a lock its park
+  // released (Waiter::Claimers).
   void ready_parked(Fiber* f);
   std::atomic<int> outside_wakers_{0};  // threads outside the runtime inside Waiter::ready()
   // Queue a runnable fiber (on the calling worker if it is ours, else globally) and wake help.

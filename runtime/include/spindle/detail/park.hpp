@@ -90,7 +90,7 @@ class Waiter {
 
   // Claims the waiter for `why`; true for exactly one caller.
   [[nodiscard]] bool claim(WakeReason why) noexcept {
-    if (exclusive_) {  // only holders of one lock claim it: they take turns
+    if (claimers_ == Claimers::one_lock) {  // its claimers take turns
       state_.store(static_cast<std::uint32_t>(why), std::memory_order_relaxed);
       return true;
     }
@@ -118,13 +118,19 @@ class Waiter {
   [[nodiscard]] bool claimed() const noexcept { return reason() != WakeReason::none; }
   [[nodiscard]] Fiber* fiber() const noexcept { return fiber_; }
 
-  // Declares, before the waiter is published, that only holders of the lock its park releases
-  // (ParkOptions::unlock) will ever claim it: a park with no deadline and no interrupt, queued
-  // on one primitive (a plain channel send or receive). Such a fiber is published as parked
-  // before that lock is dropped, so its claim and its ready() need no compare-exchange: three
-  // locked instructions fewer per hand-off (each ~20 cycles on the Xeon the benchmarks ran on).
-  void set_exclusive() noexcept { exclusive_ = true; }
-  [[nodiscard]] bool exclusive() const noexcept { return exclusive_; }
+  // Who may claim it, declared before the waiter is published:
+  //  * anyone (the default): a deadline, an interrupt, a thread;
+  //  * lock_holders: only holders of a lock its park releases (ParkOptions::unlock), as for a
+  //    select with no deadline and no context, which holds its channels' locks into the park.
+  //    Its fiber is published as parked before those locks are dropped, so whoever claims it
+  //    readies it without a compare-exchange (Scheduler::ready_parked);
+  //  * one_lock: as lock_holders, with a single lock (a plain channel send or receive): its
+  //    claimers take turns, so the claim is a plain store too.
+  // Three locked instructions fewer per channel hand-off (each ~20 cycles on the Xeon the
+  // benchmarks ran on), two for a select.
+  enum class Claimers : std::uint8_t { anyone, lock_holders, one_lock };
+  void set_claimers(Claimers c) noexcept { claimers_ = c; }
+  [[nodiscard]] Claimers claimers() const noexcept { return claimers_; }
 
   // Intrusive links and payload for the primitive that queues this waiter.
   Waiter* next = nullptr;
@@ -137,7 +143,7 @@ class Waiter {
   friend struct ParkAccess;
   std::atomic<std::uint32_t> state_{0};      // WakeReason
   std::atomic<std::uint32_t> thread_done_{0}; // thread waiters: set after ready()
-  bool exclusive_ = false;
+  Claimers claimers_ = Claimers::anyone;
   Fiber* fiber_;
 };
 
