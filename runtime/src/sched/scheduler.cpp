@@ -23,6 +23,19 @@ namespace {
 std::atomic<Scheduler*> g_sched{nullptr};
 thread_local Worker* t_worker = nullptr;
 std::atomic<std::uint64_t> g_next_fiber_id{1};
+// Ids a worker takes from g_next_fiber_id at once (Go's goidcacheBatch): a locked add per spawn
+// waited for the previous spawn's stores to cold record lines to drain, 8% of spawn+join at 2
+// workers. Ids stay unique and small; across workers they are no longer in spawn order.
+constexpr std::uint64_t kIdBatch = 16;
+
+std::uint64_t next_fiber_id(Worker* w) noexcept {
+  if (w == nullptr) return g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  if (w->next_id_ == w->id_limit_) {
+    w->next_id_ = g_next_fiber_id.fetch_add(kIdBatch, std::memory_order_relaxed);
+    w->id_limit_ = w->next_id_ + kIdBatch;
+  }
+  return w->next_id_++;
+}
 
 constexpr int kStealRounds = 4;              // Go's stealTries
 constexpr std::size_t kStackCacheMax = 128;  // per-worker recycled stacks (empirical)
@@ -533,7 +546,7 @@ std::uint64_t Scheduler::spawn(const SpawnOptions& opts, const Callable& fn, boo
       opts.stack_size == 0 ? default_stack_bytes_ : StackPool::round_size(opts.stack_size);
   Worker* w = current_worker();
   if (w != nullptr && &w->sched_ != this) w = nullptr;
-  const std::uint64_t id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t id = next_fiber_id(w);
   // When this worker's ring is half full, this fiber will not run soon: it waits without a stack
   // (new_unstarted), so a loop spawning faster than fibers finish costs a small record per
   // fiber, not a resident page (1M spawns queued on one worker held 4 GB, and took as many page

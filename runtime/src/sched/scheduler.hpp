@@ -86,6 +86,10 @@ class Worker {
   // select over unbuffered channels 5%; the price is that a dump over-reports a wait by the run
   // time of at most 61 picks on that worker (fibers running long are what the watchdog reports).
   std::int64_t round_ticks_ = 0;
+  // Fiber ids handed out by this worker's spawns, taken from the global counter a batch at a time
+  // (Go's goidcache): [next_id_, id_limit_).
+  std::uint64_t next_id_ = 0;
+  std::uint64_t id_limit_ = 0;
   // Leaves the running fiber `f` (after_ and park_req_ say why; on f's stack): straight into the
   // fiber in run_next when there is one, else to the scheduler loop. Returns when f resumes,
   // perhaps on another worker (never, if it exits).
