@@ -1,8 +1,9 @@
 // The buffered ring's two modes racing (runtime/src/chan/ring.hpp): each end behind its own
-// lock while nobody waits, the channel's lock while somebody does. Every operation below flips between the modes
-// (a full or empty ring parks someone; a timed wait gives up and withdraws; a non-blocking try
-// goes through its end or fails), on capacities whose ring positions wrap at odd places, and the
-// accounting is exact: every value is received once, and what senders report is what arrived.
+// lock while nobody waits, the channel's lock while somebody does. Every operation below flips
+// between the modes (a full or empty ring parks someone; a timed wait gives up and withdraws; a
+// non-blocking try goes through its end or fails), on capacities whose ring positions wrap at
+// odd places, and the accounting is exact: every value is received once, and what senders
+// report is what arrived.
 #include <gtest/gtest.h>
 
 #include <atomic>

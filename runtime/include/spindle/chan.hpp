@@ -177,7 +177,8 @@ class ChanRecvOps {
   std::optional<T> recv(std::source_location where = std::source_location::current()) const {
     std::optional<T> out;
     detail::ChanCore* c = core();
-    if (c != nullptr && c->buffered() && detail::chan_recv_fast(*c, &out, &detail::put_optional<T>)) {
+    if (c != nullptr && c->buffered() &&
+        detail::chan_recv_fast(*c, &out, &detail::put_optional<T>)) {
       return out;
     }
     (void)detail::chan_recv(c, &out, &detail::put_optional<T>, true, kNoDeadline, nullptr, where);
@@ -241,7 +242,8 @@ class ChanRecvOps {
     T* operator->() const noexcept { return std::addressof(*cur_); }
     iterator& operator++() {
       cur_.reset();
-      if (c_ != nullptr && c_->buffered() && detail::chan_recv_fast(*c_, &cur_, &detail::put_optional<T>)) {
+      if (c_ != nullptr && c_->buffered() &&
+          detail::chan_recv_fast(*c_, &cur_, &detail::put_optional<T>)) {
         return *this;
       }
       (void)detail::chan_recv(c_, &cur_, &detail::put_optional<T>, true, kNoDeadline, nullptr,

@@ -340,7 +340,9 @@ ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint d
   return gave_up(r);
 }
 
-bool chan_send_fast(ChanCore& c, void* elem) noexcept { return Ring(c).try_push(elem) == Ring::Fast::done; }
+bool chan_send_fast(ChanCore& c, void* elem) noexcept {
+  return Ring(c).try_push(elem) == Ring::Fast::done;
+}
 
 bool chan_recv_fast(ChanCore& c, void* out, PutFn put) noexcept {
   return Ring(c).try_pop(out, put) == Ring::Fast::done;

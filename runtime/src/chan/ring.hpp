@@ -9,10 +9,11 @@
 // but the slots' lines.
 //
 // Where crossbeam claims a position with a CAS, each end here has a spinlock that its senders
-// (or receivers) take for the whole operation: on this Xeon an uncontended `lock cmpxchg` costs
-// ~1.3 ns more than the `xchg` of a spinlock (a loop of either alone: 7.7 vs 6.4 ns), which is all of
-// the difference between a single-worker SPSC through the ring and through a locked one. A
-// sender never takes the head's lock nor a receiver the tail's, so the ends do not contend.
+// (or receivers) take for the whole operation: on the Xeon of the benchmarks an uncontended
+// `lock cmpxchg` costs ~1.3 ns more than the `xchg` of a spinlock (a loop of either alone: 7.7
+// vs 6.4 ns), which was all of the difference between a single-worker SPSC through the ring
+// and through a locked one. A sender never takes the head's lock nor a receiver the tail's, so
+// the ends do not contend.
 //
 // The slow flag of each end (chan_core.hpp) is set, under the end's lock, by anyone holding
 // the channel's lock who is about to queue a waiter, by close, and by the locked operations;
@@ -35,7 +36,10 @@ namespace spindle::detail {
 class Ring {
  public:
   explicit Ring(ChanCore& c) noexcept
-      : c_(c), head_(ChanAccess::ends(c)[0]), tail_(ChanAccess::ends(c)[1]), stamps_(ChanAccess::stamps(c)) {}
+      : c_(c),
+        head_(ChanAccess::ends(c)[0]),
+        tail_(ChanAccess::ends(c)[1]),
+        stamps_(ChanAccess::stamps(c)) {}
 
   enum class Fast : std::uint8_t { done, would_block, slow };
 
@@ -62,7 +66,8 @@ class Ring {
     if (slow(head_)) return Fast::slow;
     const std::uint64_t h = head_.pos.load(std::memory_order_relaxed);
     const std::uint64_t i = index(h);
-    if (stamps_[i].load(std::memory_order_acquire) != h + 1) return Fast::would_block;  // stamp h: not sent yet
+    // The stamp is h + 1 (sent) or h (not sent yet: empty).
+    if (stamps_[i].load(std::memory_order_acquire) != h + 1) return Fast::would_block;
     take(i, out, put);
     stamps_[i].store(h + ChanAccess::one_lap(c_), std::memory_order_release);
     head_.pos.store(next(h), std::memory_order_release);
@@ -89,7 +94,8 @@ class Ring {
 
   // Values in the ring (slow: exact).
   [[nodiscard]] std::size_t count() const noexcept {
-    return count(head_.pos.load(std::memory_order_relaxed), tail_.pos.load(std::memory_order_relaxed));
+    return count(head_.pos.load(std::memory_order_relaxed),
+                 tail_.pos.load(std::memory_order_relaxed));
   }
   // A racy snapshot, for len() and select's readiness hints.
   [[nodiscard]] std::size_t count_hint() const noexcept {

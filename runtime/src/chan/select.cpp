@@ -154,13 +154,13 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
     return {-1, st};
   }
   // 1b. Go's selectgo locks every channel before it looks at any. Where the first cases in poll
-  // order are buffered, they are tried through their ring's ends first (ring.hpp); one whose ring is in its
-  // slow mode (a waiter queued, or closed) but looks ready is tried under its own lock alone.
-  // A select that finds a value then costs what a receive costs, instead of holding (and first
-  // waiting for) every channel's lock while it looks: over two buffered channels fed from
-  // another worker, each select waited on both producers' locks. An unbuffered case ends this
-  // pass: whether it can proceed shows only under its lock, and passing over it for a later
-  // case would bias the choice among ready cases.
+  // order are buffered, they are tried through their ring's ends first (ring.hpp); one whose
+  // ring is in its slow mode (a waiter queued, or closed) but looks ready is tried under its own
+  // lock alone. A select that finds a value then costs what a receive costs, instead of holding
+  // (and first waiting for) every channel's lock while it looks: over two buffered channels fed
+  // from another worker, each select waited on both producers' locks. An unbuffered case ends
+  // this pass: whether it can proceed shows only under its lock, and passing over it for a
+  // later case would bias the choice among ready cases.
   for (int k = 0; k < m; ++k) {
     const int i = cases[k].poll_order;
     SelectCase& sc = cases[i];
@@ -203,7 +203,9 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
 
   // 3. Enqueue on every channel, in lock order, and park.
   Waiter w;
-  if (deadline == kNoDeadline && interrupt == nullptr) w.set_claimers(Waiter::Claimers::lock_holders);
+  if (deadline == kNoDeadline && interrupt == nullptr) {
+    w.set_claimers(Waiter::Claimers::lock_holders);  // only holders of the locks it holds now
+  }
   for (int k = 0; k < m; ++k) {
     const int i = cases[k].lock_order;
     SelectCase& sc = cases[i];
