@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include <spindle/chan.hpp>
+#include <spindle/debug.hpp>
 #include <spindle/errors.hpp>
 #include <spindle/runtime.hpp>
 #include <spindle/this_fiber.hpp>
@@ -89,6 +90,12 @@ std::pair<std::uint64_t, std::uint64_t> ping_pong(int rounds) {
   wg.go([results] {
     this_fiber::set_name("collector");
     for (int i = 0; i < 18; ++i) (void)results.recv();
+  });
+  // The trace must show the wait below parked, whatever the timing: on a loaded CI machine (4
+  // workers on 2 vCPUs, two tests at once, ASan) the group once finished before the main fiber
+  // got to wg.wait(), which then parked nobody. Hold the group open until the dump shows it.
+  wg.go([] {
+    while (fiber_dump().find("\"main\" [waitgroup wait") == std::string::npos) this_fiber::yield();
   });
   wg.wait();
   return {ping_id.load(), pong_id.load()};
