@@ -125,31 +125,24 @@ FIBER_TEST(Chan, SyncFifo) {
   join(done, kN);
 }
 
-// Blocked senders of one channel are served in arrival order. Each sender is given time to
-// park before the next starts; only on one worker is that order certain, so only there is it
-// asserted (elsewhere the test still checks that every value arrives once).
+// Blocked senders of one channel are served in arrival order. Each sender is queued (the
+// dump shows it parked in its send) before the next one starts, so the order is certain at
+// every worker count.
 FIBER_TEST(Chan, FifoAmongBlockedSenders) {
   constexpr int kN = 20;
   Chan<int> ch(0);
   Chan<int> done(kN);
-  std::atomic<int> queued{0};
   for (int i = 0; i < kN; ++i) {
-    go([ch, i, done, &queued] {
-      queued.fetch_add(1);
+    go([ch, i, done] {
       ch.send(i);
       done.send(1);
     });
-    wait_until([&] { return queued.load() == i + 1; });
-    // Let it reach the park (it is the only runnable fiber besides us on its worker).
-    for (int k = 0; k < 50; ++k) this_fiber::yield();
+    ASSERT_TRUE(testing::wait_parked_on("chan send", i + 1));
   }
   std::vector<int> got;
   for (int i = 0; i < kN; ++i) got.push_back(*ch.recv());
   join(done, kN);
-  // Parking order can only be guaranteed on one worker.
-  if (workers() == 1) {
-    for (int i = 0; i < kN; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i);
-  }
+  for (int i = 0; i < kN; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i);
 }
 
 FIBER_TEST(Chan, DrainAfterClose) {

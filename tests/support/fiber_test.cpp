@@ -63,6 +63,23 @@ bool wait_other_fibers_at_most(std::int64_t n, std::chrono::milliseconds limit) 
   return true;
 }
 
+int fibers_parked_on(std::string_view reason) {
+  const std::string dump = fiber_dump();
+  const std::string needle = "[" + std::string(reason) + ",";
+  int n = 0;
+  for (auto at = dump.find(needle); at != std::string::npos; at = dump.find(needle, at + 1)) ++n;
+  return n;
+}
+
+bool wait_parked_on(std::string_view reason, int n, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (fibers_parked_on(reason) != n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    this_fiber::yield();
+  }
+  return true;
+}
+
 void run_in_fiber(int workers, const std::function<void()>& body, bool force_migration) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   HangGuard guard(std::string(info->test_suite_name()) + "." + info->name());

@@ -12,9 +12,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include <spindle/runtime.hpp>
 
@@ -28,6 +30,15 @@ std::int64_t other_live_fibers();
 
 // Waits (yielding, bounded) until at most `n` fibers besides the caller are alive.
 bool wait_other_fibers_at_most(std::int64_t n, std::chrono::milliseconds limit = std::chrono::seconds(5));
+
+// Fibers parked now with the wait `reason` as fiber_dump() names it ("semaphore acquire",
+// "chan send", ...). A fiber shows its wait only from inside park(), after it has queued: a
+// test that needs "n fibers queued, in this order" waits for this count rather than for time.
+int fibers_parked_on(std::string_view reason);
+
+// Yields until fibers_parked_on(reason) == n; false after `limit` (the test then fails).
+bool wait_parked_on(std::string_view reason, int n,
+                    std::chrono::milliseconds limit = std::chrono::seconds(20));
 
 class FiberTest : public ::testing::TestWithParam<int> {
  protected:

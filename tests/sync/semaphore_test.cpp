@@ -138,10 +138,8 @@ FIBER_TEST(Semaphore, FifoAmongEqualRequests) {
   std::vector<int> order;
   WaitGroup wg;
   constexpr int kWaiters = 20;
-  std::atomic<int> announced{0};
   for (int i = 0; i < kWaiters; ++i) {
     wg.go([&, i] {
-      announced.fetch_add(1);
       sem.acquire();
       {
         std::lock_guard lock(mu);
@@ -149,14 +147,8 @@ FIBER_TEST(Semaphore, FifoAmongEqualRequests) {
       }
       sem.release();
     });
-    // Each one queued before the next is spawned, so queue order is spawn order. Only the
-    // first queued waiter is observable (someone_queued); the others announce themselves just
-    // before acquire(), with nothing that can block in between, and get time to park.
-    ASSERT_TRUE(eventually([&] { return announced.load() == i + 1; }));
-    if (i == 0) {
-      ASSERT_TRUE(eventually([&] { return someone_queued(sem); }));
-    }
-    for (int k = 0; k < 100; ++k) this_fiber::yield();
+    // Each one queued before the next is spawned, so queue order is spawn order.
+    ASSERT_TRUE(testing::wait_parked_on("semaphore acquire", i + 1));
   }
   sem.release();
   wg.wait();
