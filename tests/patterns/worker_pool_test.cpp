@@ -104,10 +104,7 @@ FIBER_TEST(WorkerPool, ShutdownRejectsSubmitsIncludingParkedOnes) {
   std::error_code parked;
   std::atomic<bool> parked_ran{false};
   wg.go([&] { parked = pool.submit([&] { parked_ran = true; }); });
-  while (true) {  // let it park (no way to observe it other than trying)
-    this_fiber::yield();
-    if (pool.stats().submitted == 2) break;
-  }
+  ASSERT_TRUE(testing::wait_parked_on("cond wait", 1));  // the third submit waits for room
   (void)pool.shutdown(ShutdownMode::drain);
   wg.wait();
   EXPECT_EQ(parked, errc::pool_closed);
