@@ -101,9 +101,7 @@ class ChanSendOps {
   // Blocks forever on a nil channel. Throws ClosedChannelError if the channel is closed, or
   // gets closed while this waits.
   void send(T value, std::source_location where = std::source_location::current()) const {
-    detail::ChanCore* c = core();
-    if (c != nullptr && c->buffered() && detail::chan_send_fast(*c, std::addressof(value))) return;
-    (void)detail::chan_send(c, std::addressof(value), true, kNoDeadline, nullptr, where);
+    detail::chan_send_blocking(core(), std::addressof(value), where);
   }
 
   // Sends without blocking. Returns ok (value moved from) or would_block (value untouched).
@@ -176,12 +174,7 @@ class ChanRecvOps {
   // channel.
   std::optional<T> recv(std::source_location where = std::source_location::current()) const {
     std::optional<T> out;
-    detail::ChanCore* c = core();
-    if (c != nullptr && c->buffered() &&
-        detail::chan_recv_fast(*c, &out, &detail::put_optional<T>)) {
-      return out;
-    }
-    (void)detail::chan_recv(c, &out, &detail::put_optional<T>, true, kNoDeadline, nullptr, where);
+    detail::chan_recv_blocking(core(), &out, &detail::put_optional<T>, where);
     return out;
   }
 
@@ -242,12 +235,8 @@ class ChanRecvOps {
     T* operator->() const noexcept { return std::addressof(*cur_); }
     iterator& operator++() {
       cur_.reset();
-      if (c_ != nullptr && c_->buffered() &&
-          detail::chan_recv_fast(*c_, &cur_, &detail::put_optional<T>)) {
-        return *this;
-      }
-      (void)detail::chan_recv(c_, &cur_, &detail::put_optional<T>, true, kNoDeadline, nullptr,
-                              std::source_location::current());
+      detail::chan_recv_blocking(c_, &cur_, &detail::put_optional<T>,
+                                 std::source_location::current());
       return *this;
     }
     void operator++(int) { ++*this; }

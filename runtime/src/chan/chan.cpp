@@ -251,15 +251,17 @@ ChanStatus gave_up(WakeReason r) {
 
 [[noreturn]] void throw_send_on_closed() { throw ClosedChannelError("send on closed channel"); }
 
-ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
-                     const Interrupt* interrupt, const std::source_location& where) {
-  if (cp == nullptr) return park_forever(WaitReason::nil_chan, block, deadline, interrupt, where);
-  ChanCore& c = *cp;
-  if (ChanAccess::buffered(c)) {
-    const Ring::Fast r = Ring(c).try_push(elem);
-    if (r == Ring::Fast::done) return ChanStatus::ok;  // nobody was waiting: nobody to wake
-    if (r == Ring::Fast::would_block && !block) return ChanStatus::would_block;
-  }
+namespace {
+
+// A park with no deadline and no interrupt can be ended only by whoever next holds the lock it
+// parks under (Waiter::Claimers::one_lock): a plain send or receive.
+void set_claimers_for(Waiter& w, TimePoint deadline, const Interrupt* interrupt) {
+  if (deadline == kNoDeadline && interrupt == nullptr) w.set_claimers(Waiter::Claimers::one_lock);
+}
+
+// chan_send from the channel's lock on: the ring's end has been tried (or there is none).
+ChanStatus send_locked_path(ChanCore& c, void* elem, bool block, TimePoint deadline,
+                            const Interrupt* interrupt, const std::source_location& where) {
   ChanAccess::lock(c).lock();
   if (ChanAccess::closed(c)) {
     ChanAccess::unlock(c);
@@ -276,7 +278,7 @@ ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
     return ChanStatus::would_block;
   }
   Waiter w;
-  if (deadline == kNoDeadline && interrupt == nullptr) w.set_claimers(Waiter::Claimers::one_lock);
+  set_claimers_for(w, deadline, interrupt);
   ChanNode node{};
   node.waiter = &w;
   node.elem = elem;
@@ -286,7 +288,7 @@ ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
   opts.unlock_arg = &ChanAccess::lock(c);
   opts.deadline = deadline;
   opts.interrupt = interrupt;
-  const WakeReason r = park(w, WaitSite{WaitReason::chan_send, cp, where}, opts);
+  const WakeReason r = park(w, WaitSite{WaitReason::chan_send, &c, where}, opts);
   if (r == WakeReason::notified) {
     // A receiver (success) or close (failure) completed us and unlinked the node.
     if (!node.success) throw_send_on_closed();
@@ -299,15 +301,9 @@ ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
   return gave_up(r);
 }
 
-ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint deadline,
-                     const Interrupt* interrupt, const std::source_location& where) {
-  if (cp == nullptr) return park_forever(WaitReason::nil_chan, block, deadline, interrupt, where);
-  ChanCore& c = *cp;
-  if (ChanAccess::buffered(c)) {
-    const Ring::Fast r = Ring(c).try_pop(out, put);
-    if (r == Ring::Fast::done) return ChanStatus::ok;
-    if (r == Ring::Fast::would_block && !block) return ChanStatus::would_block;
-  }
+// chan_recv from the channel's lock on: the ring's end has been tried (or there is none).
+ChanStatus recv_locked_path(ChanCore& c, void* out, PutFn put, bool block, TimePoint deadline,
+                            const Interrupt* interrupt, const std::source_location& where) {
   ChanAccess::lock(c).lock();
   Waiter* wake = nullptr;
   bool got_value = false;
@@ -321,7 +317,7 @@ ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint d
     return ChanStatus::would_block;
   }
   Waiter w;
-  if (deadline == kNoDeadline && interrupt == nullptr) w.set_claimers(Waiter::Claimers::one_lock);
+  set_claimers_for(w, deadline, interrupt);
   ChanNode node{};
   node.waiter = &w;
   node.elem = out;
@@ -332,12 +328,36 @@ ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint d
   opts.unlock_arg = &ChanAccess::lock(c);
   opts.deadline = deadline;
   opts.interrupt = interrupt;
-  const WakeReason r = park(w, WaitSite{WaitReason::chan_recv, cp, where}, opts);
+  const WakeReason r = park(w, WaitSite{WaitReason::chan_recv, &c, where}, opts);
   if (r == WakeReason::notified) return node.success ? ChanStatus::ok : ChanStatus::closed;
   ChanAccess::lock(c).lock();
   if (node.queued) ChanAccess::recvq(c).remove(&node);
   ChanAccess::unlock(c);
   return gave_up(r);
+}
+
+}  // namespace
+
+ChanStatus chan_send(ChanCore* cp, void* elem, bool block, TimePoint deadline,
+                     const Interrupt* interrupt, const std::source_location& where) {
+  if (cp == nullptr) return park_forever(WaitReason::nil_chan, block, deadline, interrupt, where);
+  if (ChanAccess::buffered(*cp)) {
+    const Ring::Fast r = Ring(*cp).try_push(elem);
+    if (r == Ring::Fast::done) return ChanStatus::ok;  // nobody was waiting: nobody to wake
+    if (r == Ring::Fast::would_block && !block) return ChanStatus::would_block;
+  }
+  return send_locked_path(*cp, elem, block, deadline, interrupt, where);
+}
+
+ChanStatus chan_recv(ChanCore* cp, void* out, PutFn put, bool block, TimePoint deadline,
+                     const Interrupt* interrupt, const std::source_location& where) {
+  if (cp == nullptr) return park_forever(WaitReason::nil_chan, block, deadline, interrupt, where);
+  if (ChanAccess::buffered(*cp)) {
+    const Ring::Fast r = Ring(*cp).try_pop(out, put);
+    if (r == Ring::Fast::done) return ChanStatus::ok;
+    if (r == Ring::Fast::would_block && !block) return ChanStatus::would_block;
+  }
+  return recv_locked_path(*cp, out, put, block, deadline, interrupt, where);
 }
 
 bool chan_send_fast(ChanCore& c, void* elem) noexcept {
@@ -346,6 +366,22 @@ bool chan_send_fast(ChanCore& c, void* elem) noexcept {
 
 bool chan_recv_fast(ChanCore& c, void* out, PutFn put) noexcept {
   return Ring(c).try_pop(out, put) == Ring::Fast::done;
+}
+
+void chan_send_after_fast(ChanCore* c, void* elem, const std::source_location& where) {
+  if (c == nullptr) {
+    (void)park_forever(WaitReason::nil_chan, true, kNoDeadline, nullptr, where);
+    return;
+  }
+  (void)send_locked_path(*c, elem, true, kNoDeadline, nullptr, where);
+}
+
+void chan_recv_after_fast(ChanCore* c, void* out, PutFn put, const std::source_location& where) {
+  if (c == nullptr) {
+    (void)park_forever(WaitReason::nil_chan, true, kNoDeadline, nullptr, where);
+    return;
+  }
+  (void)recv_locked_path(*c, out, put, true, kNoDeadline, nullptr, where);
 }
 
 void chan_close(ChanCore* cp) {

@@ -200,12 +200,26 @@ ChanStatus chan_send(ChanCore* c, void* elem, bool block, TimePoint deadline,
 ChanStatus chan_recv(ChanCore* c, void* out, PutFn put, bool block, TimePoint deadline,
                      const Interrupt* interrupt, const std::source_location& where);
 
-// A buffered channel's send or receive through its ring's end alone, for the blocking send()
-// and recv() to try before chan_send / chan_recv: true if done (moved from *elem; put into
-// `out`); false if those must run (full or empty, a waiter queued, or closed). Small functions
-// of their own: inside chan_send the same path paid for that function's stack frame.
+// The blocking send() and recv() (and the range-for) with no deadline and no interrupt. A
+// buffered channel's ring end is tried first by a small function of its own (inside chan_send
+// the same path paid for that function's stack frame); when it cannot complete there (full or
+// empty, a waiter queued, closed), the *_after_fast half takes the channel's lock without
+// trying the end again. Unbuffered and nil channels go straight to that half.
 bool chan_send_fast(ChanCore& c, void* elem) noexcept;
 bool chan_recv_fast(ChanCore& c, void* out, PutFn put) noexcept;
+void chan_send_after_fast(ChanCore* c, void* elem, const std::source_location& where);
+void chan_recv_after_fast(ChanCore* c, void* out, PutFn put, const std::source_location& where);
+
+inline void chan_send_blocking(ChanCore* c, void* elem, const std::source_location& where) {
+  if (c != nullptr && c->buffered() && chan_send_fast(*c, elem)) return;
+  chan_send_after_fast(c, elem, where);
+}
+
+inline void chan_recv_blocking(ChanCore* c, void* out, PutFn put,
+                               const std::source_location& where) {
+  if (c != nullptr && c->buffered() && chan_recv_fast(*c, out, put)) return;
+  chan_recv_after_fast(c, out, put, where);
+}
 
 // Throws ChanError("close of nil channel") / ClosedChannelError("close of closed channel").
 void chan_close(ChanCore* c);
