@@ -1,8 +1,8 @@
 // Fiber stacks: pooled, and guarded while the kernel's map budget allows.
 //
-// Stacks are carved from slabs of 64 (one mmap each). While fewer than
-// Options::max_guarded_stacks exist, each gets a guard page below it: an overflow faults there
-// and the SIGSEGV handler reports it. On Linux 6.13+ the guard is a page-table guard region
+// Stacks are carved from slabs (one mmap each: 64 stacks, unguarded ones growing to 256 MiB).
+// While fewer than Options::max_guarded_stacks exist, each gets a guard page below it: an
+// overflow faults there and the SIGSEGV handler reports it. On Linux 6.13+ the guard is a page-table guard region
 // (MADV_GUARD_INSTALL), elsewhere a PROT_NONE page, which costs an mprotect and two entries of
 // vm.max_map_count (65530 by default); so past that budget slabs are unguarded: adjacent stacks
 // share one mapping with a single guard page at the slab's bottom. Their overflow is caught by
@@ -62,6 +62,7 @@ class StackPool {
     std::size_t size;
     std::vector<Stack> free;  // capacity kept >= stacks carved: releasing never allocates
     std::size_t carved = 0;
+    std::size_t next_slab_stacks = 64;  // unguarded slabs grow to 256 MiB (stack.cpp)
   };
   SizeClass& size_class(std::size_t size);
   void carve_slab(SizeClass& cls, bool guarded);
