@@ -908,7 +908,10 @@ bool Scheduler::any_work_visible(const Worker& self) const noexcept {
       if (!w->runq_.empty()) return true;
       continue;
     }
-    if (!w->runq_.ring_empty()) return true;
+    // What a thief would take (Worker::steal): a short queue stays with a worker that keeps
+    // switching, so it is no reason to stay awake; sleep_idle polls it in case that worker
+    // stalls (kRunNextPoll).
+    if (w->runq_.size() > kKeepQueued) return true;
   }
   return false;
 }
