@@ -81,8 +81,8 @@ void die_stack_overflow(const Fiber* f, const char* how) noexcept {
   FatalMessage m;
   m << "spindle: fatal error: stack overflow in " << f;
   if (f != nullptr) {
-    m << ": stack of " << std::uint64_t{f->stack.size()} << " bytes ("
-      << (f->stack.guard != nullptr ? "guarded" : "unguarded") << "), " << how << "\n";
+    m << ": stack of " << std::uint64_t{f->run().stack.size()} << " bytes ("
+      << (f->run().stack.guard != nullptr ? "guarded" : "unguarded") << "), " << how << "\n";
   } else {
     m << ": " << how << "\n";
   }

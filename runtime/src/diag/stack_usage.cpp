@@ -29,26 +29,26 @@ std::map<std::string, SiteUsage> g_usage;
 
 char* paint_top(const Fiber* f) {
   char* top = static_cast<char*>(f->fn.src) - kInitialFrame;
-  return top > f->stack.lo ? top : f->stack.lo;
+  return top > f->run().stack.lo ? top : f->run().stack.lo;
 }
 
 }  // namespace
 
 void Scheduler::paint_stack(Fiber* f) {
-  std::memset(f->stack.lo, kPaint, static_cast<std::size_t>(paint_top(f) - f->stack.lo));
+  std::memset(f->run().stack.lo, kPaint, static_cast<std::size_t>(paint_top(f) - f->run().stack.lo));
 }
 
 void Scheduler::record_high_water(Fiber* f) {
-  const char* p = f->stack.lo;
+  const char* p = f->run().stack.lo;
   const char* top = paint_top(f);
   while (p < top && static_cast<unsigned char>(*p) == kPaint) ++p;
-  const std::size_t used = static_cast<std::size_t>(f->stack.hi - p);
+  const std::size_t used = static_cast<std::size_t>(f->run().stack.hi - p);
   const std::string site = fmt::format("{}:{}", f->spawn_site.file_name(), f->spawn_site.line());
   std::lock_guard lock(g_usage_mu);
   SiteUsage& u = g_usage[site];
   ++u.fibers;
   u.max_used = std::max(u.max_used, used);
-  u.stack_size = f->stack.size();
+  u.stack_size = f->run().stack.size();
 }
 
 }  // namespace spindle::detail

@@ -1,8 +1,8 @@
 // Fiber: the record of one spindle fiber.
 //
-// The record lives at the top of the fiber's own stack, its callable just below it, above the
-// frames: a spawn allocates nothing once the worker's stack cache is warm, and a parked fiber
-// with shallow frames costs one resident page. Records sit at one of eight cache-line offsets
+// The record lives at the top of the fiber's own stack, its FiberRun and callable just below it,
+// above the frames: a spawn allocates nothing once the worker's stack cache is warm, and a
+// parked fiber with shallow frames costs one resident page. Records sit at one of eight cache-line offsets
 // from the top (by fiber id), so the records of many fibers do not all alias to the same L1 set.
 //
 // Life of a fiber (see runtime/README.md): spawn() builds the record and makes it runnable; a
@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <new>
 #include <source_location>
 
 #include <spindle/clock.hpp>
@@ -32,17 +33,32 @@ enum class ParkState : std::uint32_t {
   notified = 2,  // ready() came while it was still parking: requeue once suspended
 };
 
-struct Fiber {
-  SwitchContext ctx;                  // saved registers while suspended (and sanitizer state)
+// What only a started fiber has: its stack and its saved registers. It lives on that stack,
+// just below the record (Fiber::run()), so an unstarted fiber's record (sched/unstarted_arena.hpp)
+// is 96 bytes smaller: a loop spawning faster than fibers start writes, and faults in, that much
+// less per fiber.
+struct FiberRun {
+  SwitchContext ctx;  // saved registers while suspended (and sanitizer state)
   Stack stack;
+};
+
+struct Fiber {
+  // Started fibers only (started == true).
+  [[nodiscard]] FiberRun& run() noexcept {
+    return *std::launder(reinterpret_cast<FiberRun*>(reinterpret_cast<char*>(this) - sizeof(FiberRun)));
+  }
+  [[nodiscard]] const FiberRun& run() const noexcept { return const_cast<Fiber*>(this)->run(); }
+
   std::atomic<ParkState> park_state{ParkState::running};
   // Its place in the registry of live fibers (sched/fiber_registry.hpp).
   std::uint32_t registry_slot = 0;
   std::uint16_t registry_shard = 0;
   std::atomic<bool> exited{false};    // finished, still registered until its batch is removed
-  std::uint64_t id = 0;
-  Callable fn{};                      // fn.src points at the callable's copy on this stack
+  bool started = false;               // has a stack and a FiberRun; else an unstarted record
   int last_worker = -1;               // the worker it last ran on (force-migration mode)
+  std::uint64_t id = 0;
+  std::size_t stack_region = 0;       // its stack's size class (the one it will get, if unstarted)
+  Callable fn{};                      // fn.src points at the callable's copy, next to the record
 
   // Diagnostics. Written by the fiber itself as it parks, read by dumps from any thread: relaxed
   // atomics, so a dump sees each field whole (possibly from different waits). The name is

@@ -34,6 +34,7 @@ bool on_worker_stack(const char* sp) {
 void on_fault(int sig, siginfo_t* info, void* uctx) {
   Fiber* f = current_fiber();
   if (f != nullptr) {
+    const Stack& stack = f->run().stack;
     // The fault is this fiber's overflow if its stack pointer left its stack, or if it touched
     // the guard page (or just below it: a large frame can jump over the guard).
     const auto* mc = &static_cast<ucontext_t*>(uctx)->uc_mcontext;
@@ -42,23 +43,23 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 #elif defined(__aarch64__)
     auto* sp = reinterpret_cast<char*>(mc->sp);
 #else
-    char* sp = f->stack.lo;
+    char* sp = stack.lo;
 #endif
     auto* addr = static_cast<char*>(info->si_addr);
-    char* bottom = f->stack.guard != nullptr ? f->stack.guard : f->stack.lo;
+    char* bottom = stack.guard != nullptr ? stack.guard : stack.lo;
     // The fault address just below the stack (a frame touching the guard or just past it), or
     // the stack pointer anywhere below it: an unguarded stack's overflow may run through the
     // neighbouring stacks before it faults. The worker's own stack is excluded (current_ is still
     // set while the worker runs after_switch on it).
     auto just_below = [&](const char* p) {
-      return p < f->stack.lo &&
-             static_cast<std::size_t>(f->stack.lo - p) <= kGuardSlack + static_cast<std::size_t>(f->stack.lo - bottom);
+      return p < stack.lo &&
+             static_cast<std::size_t>(stack.lo - p) <= kGuardSlack + static_cast<std::size_t>(stack.lo - bottom);
     };
-    const bool sp_below = sp < f->stack.lo &&
-                          static_cast<std::size_t>(f->stack.lo - sp) <= kWildStackDistance &&
+    const bool sp_below = sp < stack.lo &&
+                          static_cast<std::size_t>(stack.lo - sp) <= kWildStackDistance &&
                           !on_worker_stack(sp);
     if (just_below(addr) || sp_below) {
-      die_stack_overflow(f, f->stack.guard != nullptr ? "it ran into its guard page"
+      die_stack_overflow(f, stack.guard != nullptr ? "it ran into its guard page"
                                                       : "it ran off the bottom of its stack");
     }
   }

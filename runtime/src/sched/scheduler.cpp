@@ -141,18 +141,19 @@ void Worker::loop() {
 }
 
 void Worker::run(Fiber* f) {
-  if (f->stack.lo == nullptr) [[unlikely]] f = sched_.start_unstarted(*this, f);
+  if (!f->started) [[unlikely]] f = sched_.start_unstarted(*this, f);
   // Many woken fibers (a wide cancel, timers firing, a fan-in) resume on cold stacks. Fetch
   // f's saved frames now, and the record of the fiber likely to run after it, so that its
   // saved-context pointer is at hand then (a stale pointer is harmless: prefetches never fault).
-  prefetch_saved_frames(f->ctx);
+  FiberRun& run = f->run();
+  prefetch_saved_frames(run.ctx);
   // The canary (unguarded stacks) lies in the region below, a line nothing else of f touches:
   // checked when f exits, a miss then, unless fetched now (null for a guarded stack).
-  __builtin_prefetch(f->stack.canary);
+  __builtin_prefetch(run.stack.canary);
   if (const Fiber* next = runq_.peek_newest()) __builtin_prefetch(next);
   begin_run(f);
   if (trace_on()) [[unlikely]] trace_run_begin(index_, f);
-  switch_to(sched_ctx_, f->ctx, f);
+  switch_to(sched_ctx_, run.ctx, f);
   // A fiber switched back to us: it parked, yielded or finished. Not necessarily `f`: fibers
   // may have handed this worker on to each other directly (switch_away). (Traced before
   // after_switch releases the primitive's lock: until then nobody can ready it and change its
@@ -183,7 +184,7 @@ Fiber* Worker::direct_successor() noexcept {
   if ((tick_ & 7) == 0 || tick_ % kGlobalFairnessTick == 0) return nullptr;
   if (trace_on() || sched_.stopping_.load(std::memory_order_relaxed)) return nullptr;
   Fiber* next = runq_.take_run_next();
-  if (next != nullptr && next->stack.lo == nullptr) {  // unstarted: the loop gives it a stack
+  if (next != nullptr && !next->started) {  // unstarted: the loop gives it a stack
     runq_.push_next(next);  // thieves only take: the slot is still empty
     return nullptr;
   }
@@ -196,9 +197,9 @@ void Worker::switch_away(Fiber* f, bool exits) {
   if (next != nullptr) {
     switched_from_ = f;
     begin_run(next);
-    switch_to(f->ctx, next->ctx, next, exits);
+    switch_to(f->run().ctx, next->run().ctx, next, exits);
   } else {
-    switch_to(f->ctx, sched_ctx_, nullptr, exits);
+    switch_to(f->run().ctx, sched_ctx_, nullptr, exits);
   }
   // Resumed (`this` may be another thread's worker now: not touched again).
   finish_arrival();
@@ -216,7 +217,7 @@ void Worker::after_switch(Fiber* f) {
   const AfterSwitch what = after_;
   // The canary of an unguarded stack sits in the region below, a cache line this worker rarely
   // has: checked at exit and every 8th switch (a guarded stack's guard page needs no check).
-  if ((what == AfterSwitch::exit || (tick_ & 7) == 0) && !f->stack.canary_intact()) {
+  if ((what == AfterSwitch::exit || (tick_ & 7) == 0) && !f->run().stack.canary_intact()) {
     die_stack_overflow(f, "its stack canary was overwritten");
   }
   after_ = AfterSwitch::none;
@@ -405,7 +406,7 @@ void Worker::flush_exited() {
   if (exited_elsewhere_.empty()) return;
   sched_.registry_.remove_batch(exited_elsewhere_.data(), exited_elsewhere_.size());
   for (Fiber* f : exited_elsewhere_) {
-    if (f->stack.lo == nullptr) Scheduler::delete_unstarted(f);  // a record left by start_unstarted
+    if (!f->started) Scheduler::delete_unstarted(f);  // a record left by start_unstarted
     else sched_.free_fiber(*this, f);
   }
   exited_elsewhere_.clear();
@@ -514,11 +515,11 @@ Scheduler::~Scheduler() {
   // (Every worker flushed its exited fibers when its loop ended: all registered ones are live.)
   registry_.for_each_registered_unlocked([](Fiber* f) {
     if (f->exited.load(std::memory_order_relaxed)) return;
-    if (f->stack.lo == nullptr) {  // never started: free its record (its callable never ran)
+    if (!f->started) {  // never started: free its record (its callable never ran)
       delete_unstarted(f);
       return;
     }
-    destroy_context(f->ctx);
+    destroy_context(f->run().ctx);
     f->~Fiber();  // its memory is its stack's, unmapped with the StackPool
   });
 }
@@ -583,16 +584,20 @@ Fiber* Scheduler::place_on_stack(const Stack& st, const Callable& fn, std::uint6
   // preallocated control block does the same). Both come and go with the stack. The offset
   // from the top is coloured by id (fiber.hpp).
   char* record = align_down(st.hi - sizeof(Fiber) - (id % kRecordColours) * kCacheLine, kCacheLine);
-  char* callable = align_down(record - fn.size, std::max<std::size_t>(fn.align, 16));
+  char* run_state = record - sizeof(FiberRun);  // where Fiber::run() finds it
+  char* callable = align_down(run_state - fn.size, std::max<std::size_t>(fn.align, 16));
   char* frames_top = align_down(callable, kCacheLine);
   prepare_stack_top(frames_top, st.hi);
   auto* f = ::new (record) Fiber();
+  auto* run = ::new (run_state) FiberRun();
   fn.move_to(callable, fn.src);
   f->fn = fn;
   f->fn.src = callable;
-  f->stack = st;
+  f->started = true;
+  f->stack_region = st.region;
+  run->stack = st;
   f->id = id;
-  make_context(f->ctx, st.lo, frames_top, &fiber_main);
+  make_context(run->ctx, st.lo, frames_top, &fiber_main);
   if (opts_.stack_high_water) paint_stack(f);
   return f;
 }
@@ -610,7 +615,7 @@ Fiber* Scheduler::new_unstarted(Worker& w, std::size_t stack_bytes, const Callab
   fn.move_to(block + callable_at, fn.src);
   f->fn = fn;
   f->fn.src = block + callable_at;
-  f->stack.region = stack_bytes;
+  f->stack_region = stack_bytes;
   f->id = id;
   return f;
 }
@@ -621,7 +626,7 @@ void Scheduler::delete_unstarted(Fiber* f) noexcept {
 }
 
 Fiber* Scheduler::start_unstarted(Worker& w, Fiber* pending) {
-  Fiber* f = place_on_stack(acquire_stack(&w, pending->stack.region), pending->fn, pending->id);
+  Fiber* f = place_on_stack(acquire_stack(&w, pending->stack_region), pending->fn, pending->id);
   pending->fn.destroy(pending->fn.src);  // moved from
   std::memcpy(f->name, pending->name, sizeof f->name);  // only the fiber itself renames it
   f->spawn_site = pending->spawn_site;
@@ -660,7 +665,8 @@ void Scheduler::release_stack(Worker& w, const Stack& st) {
 }
 
 void Scheduler::free_fiber(Worker& w, Fiber* f) {
-  const Stack st = f->stack;
+  const Stack st = f->run().stack;
+  f->run().~FiberRun();
   f->~Fiber();  // the record was on the stack: nothing below may touch f
   release_stack(w, st);
 }
@@ -668,7 +674,7 @@ void Scheduler::free_fiber(Worker& w, Fiber* f) {
 void Scheduler::recycle(Worker& w, Fiber* f) {
   const bool was_main = f->id == main_id_;
   if (opts_.stack_high_water) record_high_water(f);
-  destroy_context(f->ctx);
+  destroy_context(f->run().ctx);
   // Unregistered or marked exited *before* counted: whoever sees the count drop (num_fibers(),
   // acquire) then finds it gone from dumps too.
   if (f->registry_shard == registry_.shard_of_worker(w.index_)) {
@@ -796,7 +802,7 @@ void Scheduler::spill(Fiber** fs, std::uint32_t n) {
   Fiber* unstarted[RunQueue::kSize / 2 + 1];
   std::uint32_t stacked = 0, pending = 0;
   for (std::uint32_t i = 0; i < n; ++i) {
-    if (fs[i]->stack.lo == nullptr) unstarted[pending++] = fs[i];
+    if (!fs[i]->started) unstarted[pending++] = fs[i];
     else fs[stacked++] = fs[i];
   }
   std::copy(unstarted, unstarted + pending, fs + stacked);

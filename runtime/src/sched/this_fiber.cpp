@@ -20,7 +20,7 @@ void yield() noexcept {
   }
   detail::Worker* w = detail::current_worker();
   w->after_ = detail::AfterSwitch::yield;
-  detail::switch_to(f->ctx, w->sched_ctx_, nullptr);
+  detail::switch_to(f->run().ctx, w->sched_ctx_, nullptr);
   // A yielder is resumed by the loop (it waits in the ring, never in run_next), but every
   // resumption point finishes a direct switch, so none can be missed.
   detail::Worker::finish_arrival();
