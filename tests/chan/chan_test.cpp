@@ -15,6 +15,7 @@
 #include <spindle/this_fiber.hpp>
 
 #include "support/fiber_test.hpp"
+#include "support/polling.hpp"
 
 namespace spindle {
 namespace {
@@ -24,17 +25,6 @@ using namespace std::chrono_literals;
 // Joins n fibers that each send once on `done`.
 void join(const Chan<int>& done, int n) {
   for (int i = 0; i < n; ++i) ASSERT_TRUE(done.recv().has_value());
-}
-
-// Yields until pred() holds; fails the test if it does not within 10 s (a bounded poll, used
-// only where the condition has no channel to wait on).
-template <class P>
-void wait_until(P pred) {
-  const auto limit = Clock::now() + 10s;
-  while (!pred()) {
-    ASSERT_LT(Clock::now(), limit) << "condition not reached";
-    this_fiber::yield();
-  }
 }
 
 FIBER_TEST(Chan, LenCapAndNil) {
@@ -86,7 +76,7 @@ FIBER_TEST(Chan, BlockingEveryCapacity) {
       for (std::size_t i = 0; i <= cap; ++i) ch.send(int(i));
       done.send(1);
     });
-    wait_until([&] { return ch.len() == cap; });
+    ASSERT_TRUE(testing::eventually([&] { return ch.len() == cap; }));
     // The producer cannot have finished: its (cap+1)-th send has no room and no receiver.
     EXPECT_EQ(done.try_recv().status, ChanStatus::would_block) << cap;
     for (std::size_t i = 0; i <= cap; ++i) ASSERT_EQ(*ch.recv(), int(i)) << cap;
@@ -206,8 +196,8 @@ FIBER_TEST(Chan, CloseFailsBlockedSenders) {
         outcome.send(threw ? 1 : 0);
       });
     }
-    wait_until([&] { return started.load() == kSenders; });
-    wait_until([&] { return ch.len() == cap; });
+    ASSERT_TRUE(testing::eventually([&] { return started.load() == kSenders; }));
+    ASSERT_TRUE(testing::eventually([&] { return ch.len() == cap; }));
     for (int k = 0; k < 20; ++k) this_fiber::yield();
     ch.close();
     int threw = 0;
@@ -240,7 +230,7 @@ FIBER_TEST(Chan, CloseWakesBlockedReceivers) {
       outcome.send(sel.wait() == 0 && !sel.recv_ok() ? 0 : 1);
     });
   }
-  wait_until([&] { return started.load() == kReceivers; });
+  ASSERT_TRUE(testing::eventually([&] { return started.load() == kReceivers; }));
   for (int k = 0; k < 50; ++k) this_fiber::yield();
   ch.close();
   int woken_by_close = 0;

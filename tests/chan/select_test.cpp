@@ -21,15 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-template <class P>
-void wait_until(P pred) {
-  const auto limit = Clock::now() + 10s;
-  while (!pred()) {
-    ASSERT_LT(Clock::now(), limit) << "condition not reached";
-    this_fiber::yield();
-  }
-}
-
 FIBER_TEST(Select, HandlersAndIndex) {
   Chan<int> a(1), b(1);
   a.send(5);

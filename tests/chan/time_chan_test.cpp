@@ -12,20 +12,12 @@
 #include <spindle/time.hpp>
 
 #include "support/fiber_test.hpp"
+#include "support/polling.hpp"
 
 namespace spindle {
 namespace {
 
 using namespace std::chrono_literals;
-
-template <class P>
-void wait_until(P pred) {
-  const auto limit = Clock::now() + 10s;
-  while (!pred()) {
-    ASSERT_LT(Clock::now(), limit) << "condition not reached";
-    this_fiber::yield();
-  }
-}
 
 FIBER_TEST(TimeChan, AfterFires) {
   const auto t0 = Clock::now();
@@ -65,7 +57,7 @@ FIBER_TEST(TimeChan, TimerStopBeforeFire) {
 // stale is received afterwards.
 FIBER_TEST(TimeChan, TimerStopDropsUnreceivedValue) {
   Timer t(1ms);
-  wait_until([&] { return t.C().len() == 1; });
+  ASSERT_TRUE(testing::eventually([&] { return t.C().len() == 1; }));
   EXPECT_TRUE(t.stop());
   EXPECT_EQ(t.C().try_recv().status, ChanStatus::would_block);
   EXPECT_EQ(t.C().recv_for(5ms).status, ChanStatus::timeout);
@@ -80,7 +72,7 @@ FIBER_TEST(TimeChan, TimerStopAfterReceive) {
 
 FIBER_TEST(TimeChan, TimerReset) {
   Timer t(1ms);
-  wait_until([&] { return t.C().len() == 1; });
+  ASSERT_TRUE(testing::eventually([&] { return t.C().len() == 1; }));
   // Reset drops the unreceived value: the next value comes from the new deadline.
   const auto t0 = Clock::now();
   EXPECT_TRUE(t.reset(5ms));

@@ -8,6 +8,7 @@
 #include <spindle/error.hpp>
 #include <spindle/this_fiber.hpp>
 
+#include "support/polling.hpp"
 #include "support/scale.hpp"
 
 namespace spindle::testing {
@@ -15,18 +16,6 @@ namespace spindle::testing {
 // The 100,000-fiber tests at full scale; smaller under sanitizers (support/scale.hpp: TSan
 // keeps ~1 MiB per live fiber and fails to mmap long before 100k).
 inline constexpr int kManyFibers = static_cast<int>(scaled(100'000, 20'000, 2'000));
-
-// Polls `pred` with yields, for at most `limit`: only for conditions nothing can signal (e.g.
-// "the fiber has parked and registered with the context"), never for ordering work.
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    this_fiber::yield();
-  }
-  return true;
-}
 
 inline std::error_code canceled() { return make_error_code(errc::canceled); }
 inline std::error_code deadline_exceeded() { return make_error_code(errc::deadline_exceeded); }

@@ -14,24 +14,17 @@
 #include <spindle/waitgroup.hpp>
 
 #include "support/fiber_test.hpp"
+#include "support/polling.hpp"
 #include "support/scale.hpp"
 
 namespace spindle {
 namespace {
 
+using testing::force_migration;
+using testing::race_rounds;
+using testing::yield_until;
+
 constexpr bool kSanitized = testing::kAsan || testing::kTsan;
-
-constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
-
-// SPINDLE_FORCE_MIGRATION=1 (the fixture's migration test mode) makes every wake-up and yield
-// cross workers, which is far slower: the races run fewer rounds there, and the mix of their
-// outcomes (which depends on timing) is only asserted in the normal mode.
-bool force_migration() { return std::getenv("SPINDLE_FORCE_MIGRATION") != nullptr; }
-int race_rounds() { return force_migration() ? kRaceRounds / 100 : kRaceRounds; }
-
-void yield_until(TimePoint t) {
-  while (Clock::now() < t) this_fiber::yield();
-}
 
 FIBER_TEST(Cond, SignalHandsOutTicketsExactly) {
   // A producer hands out kTickets one at a time with signal(); each consumer takes what it finds.

@@ -14,29 +14,21 @@
 #include <spindle/waitgroup.hpp>
 
 #include "support/fiber_test.hpp"
+#include "support/polling.hpp"
 #include "support/scale.hpp"
 
 namespace spindle {
 namespace {
+
+using testing::force_migration;
+using testing::race_rounds;
+using testing::yield_until;
 
 constexpr bool kSanitized = testing::kAsan || testing::kTsan;
 
 // The acceptance count: 10,000 fibers x 1,000 increments (1,000 fibers under sanitizers).
 constexpr int kFibers = kSanitized ? 1'000 : 10'000;
 constexpr int kIncrements = 1'000;
-constexpr int kRaceRounds = kSanitized ? 2'000 : 10'000;
-
-// SPINDLE_FORCE_MIGRATION=1 (the fixture's migration test mode) makes every wake-up and yield
-// cross workers, which is far slower: the races run fewer rounds there, and the mix of their
-// outcomes (which depends on timing) is only asserted in the normal mode.
-bool force_migration() { return std::getenv("SPINDLE_FORCE_MIGRATION") != nullptr; }
-int race_rounds() { return force_migration() ? kRaceRounds / 100 : kRaceRounds; }
-
-// Polls the clock, yielding: how the tests below aim an action at a waiter's deadline (a race
-// being provoked on purpose, not a synchronisation).
-void yield_until(TimePoint t) {
-  while (Clock::now() < t) this_fiber::yield();
-}
 
 FIBER_TEST(Mutex, TenThousandFibersCountExactly) {
   Mutex mu;
