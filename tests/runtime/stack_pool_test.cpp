@@ -26,7 +26,8 @@ std::vector<Stack> take(StackPool& pool, std::size_t n) {
 TEST(StackPool, UnguardedStacksAreDisjointUsableAndEachCheckedForOverflow) {
   StackPool pool(/*max_guarded=*/0);
   std::vector<Stack> stacks = take(pool, kStacks);
-  std::sort(stacks.begin(), stacks.end(), [](const Stack& a, const Stack& b) { return a.lo < b.lo; });
+  std::sort(stacks.begin(), stacks.end(),
+            [](const Stack& a, const Stack& b) { return a.lo < b.lo; });
   std::size_t slab_guarded = 0;
   for (std::size_t i = 0; i < stacks.size(); ++i) {
     const Stack& s = stacks[i];

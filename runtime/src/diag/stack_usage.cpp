@@ -35,7 +35,8 @@ char* paint_top(const Fiber* f) {
 }  // namespace
 
 void Scheduler::paint_stack(Fiber* f) {
-  std::memset(f->run().stack.lo, kPaint, static_cast<std::size_t>(paint_top(f) - f->run().stack.lo));
+  char* lo = f->run().stack.lo;
+  std::memset(lo, kPaint, static_cast<std::size_t>(paint_top(f) - lo));
 }
 
 void Scheduler::record_high_water(Fiber* f) {

@@ -2,8 +2,9 @@
 //
 // The record lives at the top of the fiber's own stack, its FiberRun and callable just below it,
 // above the frames: a spawn allocates nothing once the worker's stack cache is warm, and a
-// parked fiber with shallow frames costs one resident page. Records sit at one of eight cache-line offsets
-// from the top (by fiber id), so the records of many fibers do not all alias to the same L1 set.
+// parked fiber with shallow frames costs one resident page. Records sit at one of eight
+// cache-line offsets from the top (by fiber id), so the records of many fibers do not all alias
+// to the same L1 set.
 //
 // Life of a fiber (see runtime/README.md): spawn() builds the record and makes it runnable; a
 // worker switches to it; it parks and is readied any number of times, possibly resuming on
@@ -34,9 +35,9 @@ enum class ParkState : std::uint32_t {
 };
 
 // What only a started fiber has: its stack and its saved registers. It lives on that stack,
-// just below the record (Fiber::run()), so an unstarted fiber's record (sched/unstarted_arena.hpp)
-// is 96 bytes smaller: a loop spawning faster than fibers start writes, and faults in, that much
-// less per fiber.
+// just below the record (Fiber::run()), so the record of a fiber that has not started yet
+// (sched/unstarted_arena.hpp) is 96 bytes smaller: a loop spawning faster than fibers start
+// writes, and faults in, that much less per fiber.
 struct FiberRun {
   SwitchContext ctx;  // saved registers while suspended (and sanitizer state)
   Stack stack;
@@ -45,7 +46,8 @@ struct FiberRun {
 struct Fiber {
   // Started fibers only (started == true).
   [[nodiscard]] FiberRun& run() noexcept {
-    return *std::launder(reinterpret_cast<FiberRun*>(reinterpret_cast<char*>(this) - sizeof(FiberRun)));
+    char* at = reinterpret_cast<char*>(this) - sizeof(FiberRun);  // placed by place_on_stack
+    return *std::launder(reinterpret_cast<FiberRun*>(at));
   }
   [[nodiscard]] const FiberRun& run() const noexcept { return const_cast<Fiber*>(this)->run(); }
 

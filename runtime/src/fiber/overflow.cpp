@@ -53,7 +53,8 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
     // set while the worker runs after_switch on it).
     auto just_below = [&](const char* p) {
       return p < stack.lo &&
-             static_cast<std::size_t>(stack.lo - p) <= kGuardSlack + static_cast<std::size_t>(stack.lo - bottom);
+             static_cast<std::size_t>(stack.lo - p) <=
+                 kGuardSlack + static_cast<std::size_t>(stack.lo - bottom);
     };
     const bool sp_below = sp < stack.lo &&
                           static_cast<std::size_t>(stack.lo - sp) <= kWildStackDistance &&

@@ -603,7 +603,7 @@ Fiber* Scheduler::place_on_stack(const Stack& st, const Callable& fn, std::uint6
 }
 
 // An unstarted fiber: its record and callable in one block of the worker's UnstartedArena, no
-// stack yet (stack.lo null, stack.region the size it will get). Worker::run gives it a stack just
+// stack yet (started false, stack_region the size it will get). Worker::run gives it a stack just
 // before its first switch (start_unstarted), by when the worker's cache usually holds a warm one.
 // Null when the callable is too large for the arena.
 Fiber* Scheduler::new_unstarted(Worker& w, std::size_t stack_bytes, const Callable& fn, std::uint64_t id) {
