@@ -5,10 +5,10 @@
 // overflow faults there and the SIGSEGV handler reports it. On Linux 6.13+ the guard is a
 // page-table guard region (MADV_GUARD_INSTALL), elsewhere a PROT_NONE page, which costs an
 // mprotect and two entries of vm.max_map_count (65530 by default); so past that budget slabs
-// are unguarded: adjacent stacks share one mapping with a single guard page at the slab's bottom. Their overflow is caught by
-// the SIGSEGV handler when the stack pointer leaves the stack (at the latest at that slab guard),
-// and by a canary word just below every stack (see Stack::canary), checked every 8th switch and
-// when the fiber exits.
+// are unguarded: adjacent stacks share one mapping with a single guard page at the slab's
+// bottom. Their overflow is caught by the SIGSEGV handler when the stack pointer leaves the
+// stack (at the latest at that slab guard), and by a canary word just below every stack (see
+// Stack::canary), checked every 8th switch and when the fiber exits.
 //
 // Freed stacks go back to a per-size free list and are reused while their pages are resident:
 // on this VM a first-touch page fault costs ~1.5 us, more than a whole spawn should.
