@@ -11,6 +11,8 @@
 #include <spindle/testing/leak_check.hpp>
 #include <spindle/this_fiber.hpp>
 
+#include "support/polling.hpp"
+
 namespace spindle::testing {
 namespace {
 
@@ -72,12 +74,7 @@ int fibers_parked_on(std::string_view reason) {
 }
 
 bool wait_parked_on(std::string_view reason, int n, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (fibers_parked_on(reason) != n) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    this_fiber::yield();
-  }
-  return true;
+  return eventually([&] { return fibers_parked_on(reason) == n; }, limit);
 }
 
 void run_in_fiber(int workers, const std::function<void()>& body, bool force_migration) {
