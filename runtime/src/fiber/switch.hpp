@@ -8,6 +8,8 @@
 
 #include <cstddef>
 
+#include "os/prefetch.hpp"
+
 namespace spindle::detail {
 
 // Entry point of a new context; receives the `data` given to the first switch_to() into it.
@@ -40,7 +42,7 @@ void init_thread_context(SwitchContext& ctx);
 inline void prefetch_saved_frames(const SwitchContext& ctx) noexcept {
   if (ctx.entry != nullptr) return;
   constexpr int kLines = 5;  // measured: 3 lines took 8% off that cancel, 5 another 4%
-  for (int i = 0; i < kLines; ++i) __builtin_prefetch(static_cast<const char*>(ctx.fctx) + 64 * i);
+  for (int i = 0; i < kLines; ++i) prefetch_line(static_cast<const char*>(ctx.fctx) + 64 * i);
 }
 
 // Saves the current execution into `from`, resumes `to`, passing it `data`. Returns the `data`
