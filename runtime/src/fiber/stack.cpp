@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "fiber/switch.hpp"
@@ -78,44 +80,95 @@ bool Stack::canary_intact() const noexcept {
   return canary == nullptr || std::memcmp(canary, &kStackCanary, sizeof kStackCanary) == 0;
 }
 
+// Released stacks travel in batches, like tcmalloc's transfer cache: a worker hands back the
+// colder half of its cache at once and refills it a batch at a time, each a contiguous copy. The
+// batch's descriptors are written into the top of its first stack (the carrier, which is
+// entries[0] and so the last one handed out), a page the fiber that ran there made resident.
+struct StackPool::ReleasedBatch {
+  ReleasedBatch* next;
+  std::size_t count;
+  [[nodiscard]] Stack* entries() noexcept { return reinterpret_cast<Stack*>(this + 1); }
+};
+
+namespace {
+// At most this many stacks per batch: their descriptors fit in the carrier's top page, whatever
+// the fiber there left resident (2 KiB of descriptors; a stack has at least two pages).
+constexpr std::size_t kMaxBatch = 2048 / sizeof(Stack);
+}  // namespace
+
 Stack StackPool::allocate(std::size_t usable) {
-  const std::size_t size = round_size(usable);
-  std::unique_lock lock(mu_);
-  SizeClass& cls = size_class(size);
-  if (cls.free.empty()) carve_slab(cls, /*guarded=*/live_guarded_ < max_guarded_);
-  Stack s = cls.free.back();
-  cls.free.pop_back();
-  lock.unlock();
-  write_canary_once(s);
+  Stack s;
+  take(usable, 1, &s);
   return s;
 }
 
 void StackPool::allocate_many(std::size_t usable, std::size_t n, std::vector<Stack>& out) {
+  const std::size_t from = out.size();
+  out.resize(from + n);  // may throw: before anything is taken
+  take(usable, n, out.data() + from);
+}
+
+void StackPool::take(std::size_t usable, std::size_t n, Stack* out) {
   const std::size_t size = round_size(usable);
   std::unique_lock lock(mu_);
   SizeClass& cls = size_class(size);
-  while (cls.free.size() < n) carve_slab(cls, /*guarded=*/live_guarded_ < max_guarded_);
-  // The free list's back is the warmest: it goes to out's back, which is taken first.
-  const auto first = cls.free.end() - static_cast<std::ptrdiff_t>(n);
-  const std::size_t from = out.size();
-  out.insert(out.end(), first, cls.free.end());
-  cls.free.erase(first, cls.free.end());
+  const std::size_t reused = std::min(n, cls.released_stacks);
+  const std::size_t fresh = n - reused;
+  while (cls.fresh.size() < fresh) carve_slab(cls, /*guarded=*/live_guarded_ < max_guarded_);
+  // Never-used stacks at the front, released ones after them, the warmest at the back: the
+  // worker's cache hands out its back first.
+  std::copy(cls.fresh.end() - static_cast<std::ptrdiff_t>(fresh), cls.fresh.end(), out);
+  cls.fresh.resize(cls.fresh.size() - fresh);
+  take_released(cls, out + fresh, reused);
   lock.unlock();
-  for (std::size_t i = from; i < out.size(); ++i) write_canary_once(out[i]);
+  for (std::size_t i = 0; i < fresh; ++i) write_canary_once(out[i]);
+}
+
+void StackPool::take_released(SizeClass& cls, Stack* at, std::size_t n) noexcept {
+  cls.released_stacks -= n;
+  std::size_t end = n;  // the newest batch fills the back of [at, at + n)
+  while (end > 0) {
+    ReleasedBatch* b = cls.released;
+    const std::size_t m = std::min(end, b->count);
+    b->count -= m;
+    // Read before the batch is unlinked: entries[0] describes the carrier, whose memory this is.
+    std::copy(b->entries() + b->count, b->entries() + b->count + m, at + end - m);
+    end -= m;
+    if (b->count == 0) cls.released = b->next;
+  }
 }
 
 void StackPool::release_many(const Stack* stacks, std::size_t n) noexcept {
   if (n == 0) return;
+  // Written outside the lock: these stacks are still the caller's.
+  ReleasedBatch* first = nullptr;
+  ReleasedBatch* last = nullptr;
+  for (std::size_t done = 0; done < n;) {
+    const std::size_t m = std::min(kMaxBatch, n - done);
+    const Stack& carrier = stacks[done];
+    char* at = carrier.hi - sizeof(ReleasedBatch) - m * sizeof(Stack);
+    at -= reinterpret_cast<std::uintptr_t>(at) % alignof(ReleasedBatch);
+    prepare_stack_top(at, carrier.hi);  // ASan: the frames of its last fiber may be poisoned
+    auto* b = ::new (at) ReleasedBatch{nullptr, m};
+    std::uninitialized_copy(stacks + done, stacks + done + m, b->entries());
+    // Older stacks in later batches: the list is taken newest batch first.
+    b->next = first;
+    first = b;
+    if (last == nullptr) last = b;
+    done += m;
+  }
   std::lock_guard lock(mu_);
-  std::vector<Stack>& free = size_class(stacks[0].region).free;
-  free.insert(free.end(), stacks, stacks + n);
+  SizeClass& cls = size_class(stacks[0].region);
+  last->next = cls.released;
+  cls.released = first;
+  cls.released_stacks += n;
 }
 
 StackPool::SizeClass& StackPool::size_class(std::size_t size) {
   for (SizeClass& c : classes_) {
     if (c.size == size) return c;
   }
-  classes_.push_back(SizeClass{size, {}});
+  classes_.emplace_back().size = size;
   return classes_.back();
 }
 
@@ -138,11 +191,7 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
   slabs_.push_back(Slab{base, bytes});
   const bool slab_guard = !guarded && slab_guards_ < kMaxSlabGuards && make_guard_page(base, page);
   if (slab_guard) ++slab_guards_;
-  cls.carved += stacks;
-  // Doubling, not reserve(carved): an exact reserve reallocated the free list at every slab, and
-  // past glibc's mmap threshold each reallocation was an mmap plus a munmap whose TLB shootdown
-  // interrupted the other workers (a quarter of all mmap/munmap calls of 1M parked fibers).
-  if (cls.free.capacity() < cls.carved) cls.free.reserve(std::max(cls.carved, 2 * cls.free.capacity()));
+  cls.fresh.reserve(cls.fresh.size() + stacks);  // fresh is empty or nearly: one slab's worth
   for (std::size_t i = stacks; i-- > 0;) {
     char* region = base + lead + i * stride;
     Stack s;
@@ -166,7 +215,7 @@ void StackPool::carve_slab(SizeClass& cls, bool guarded) {
         s.canary_unwritten = true;
       }
     }
-    cls.free.push_back(s);
+    cls.fresh.push_back(s);
   }
 }
 
