@@ -128,9 +128,11 @@ class RunQueue {
 
   // Owner only, a hint: the fiber a LIFO pop would return now (may be taken meanwhile by a
   // thief, and even finished: only to prefetch, never to dereference).
-  [[nodiscard]] const Fiber* peek_newest() const noexcept {
+  // `behind`: the one that many LIFO pops later.
+  [[nodiscard]] const Fiber* peek_newest(std::uint32_t behind = 0) const noexcept {
     const Ends e = unpack(word_.load(std::memory_order_relaxed));
-    return e.tail == e.head ? nullptr : buf_[(e.tail - 1) % kSize].load(std::memory_order_relaxed);
+    if (e.tail - e.head <= behind) return nullptr;
+    return buf_[(e.tail - 1 - behind) % kSize].load(std::memory_order_relaxed);
   }
 
   // Owner only, a hint: the ring's oldest entry and its position. Both stay put while LIFO pops

@@ -158,20 +158,25 @@ void Worker::loop() {
 void Worker::run(Fiber* f) {
   if (!f->started) [[unlikely]] f = sched_.start_unstarted(*this, f);
   // Many woken fibers (a wide cancel, timers firing, a fan-in) resume on cold stacks. Fetch
-  // f's saved frames now, and the record of the fiber likely to run after it, so that its
-  // saved-context pointer is at hand then (a stale pointer is harmless: prefetches never fault).
+  // f's saved frames now, late but better than at the switch, and the lines of the fibers
+  // likely to run after it (a stale pointer is harmless: prefetches never fault).
   FiberRun& run = f->run();
   prefetch_saved_frames(run.ctx);
   // The canary (unguarded stacks) lies in the region below, a line nothing else of f touches:
   // checked when f exits, a miss then, unless fetched now (null for a guarded stack).
   __builtin_prefetch(run.stack.canary);
-  // The fiber likely to run after f. A first run (entry set) is a spawn, whose successor is
-  // likely a spawn too, its lines just written by the spawning worker: reading them ahead of
-  // that worker's writes costs both (spawn+join at 2 workers, 4%). After a resume, the
-  // successor is likely a woken fiber too, all of its lines cold.
+  // A first run (entry set) is a spawn, whose successor is likely a spawn too, its lines just
+  // written by the spawning worker: reading them ahead of that worker's writes costs both
+  // (spawn+join at 2 workers, 4%), so only its record is fetched. After a resume, the successor
+  // is likely a woken fiber too, all of its lines cold: its resume window, and the record of
+  // the one after it, whose page walk then overlaps this fiber's run.
   if (const Fiber* next = runq_.peek_newest()) {
-    if (run.ctx.entry != nullptr) __builtin_prefetch(next);
-    else prefetch_resume_window(next);
+    if (run.ctx.entry != nullptr) {
+      __builtin_prefetch(next);
+    } else {
+      prefetch_resume_window(next);
+      if (const Fiber* after = runq_.peek_newest(1)) prefetch_line(after);
+    }
   }
   begin_run(f);
   if (trace_on()) [[unlikely]] trace_run_begin(index_, f);
