@@ -42,7 +42,7 @@ void WaitQueue::push(ChanNode* n) noexcept {
   if (last_ != nullptr) {
     last_->next = n;
   } else {
-    first_ = n;
+    first_.store(n, std::memory_order_relaxed);
   }
   last_ = n;
   n->queued = true;
@@ -62,7 +62,7 @@ void WaitQueue::remove(ChanNode* n) noexcept {
   if (n->prev != nullptr) {
     n->prev->next = n->next;
   } else {
-    first_ = n->next;
+    first_.store(n->next, std::memory_order_relaxed);
   }
   if (n->next != nullptr) {
     n->next->prev = n->prev;
@@ -74,7 +74,7 @@ void WaitQueue::remove(ChanNode* n) noexcept {
 }
 
 ChanNode* WaitQueue::dequeue() noexcept {
-  while (ChanNode* n = first_) {
+  while (ChanNode* n = first_.load(std::memory_order_relaxed)) {
     remove(n);
     // A node whose Waiter is already claimed belongs to an operation that timed out, was
     // cancelled, or (a select) won on another case: it is waiting for our lock to withdraw.
@@ -160,6 +160,7 @@ void ChanAccess::unlock(ChanCore& c) noexcept {
 
 bool ChanAccess::looks_ready(const ChanCore& c, bool send) noexcept {
   if (closed(c)) return true;
+  if (!c.buffered()) return !(send ? c.recvq_ : c.sendq_).looks_empty();  // a partner parked
   const std::size_t queued = c.len();
   return send ? queued < c.cap_ : queued > 0;
 }

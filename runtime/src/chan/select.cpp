@@ -4,8 +4,8 @@
 //     ready cases is uniform). Lock order: the cases sorted by channel address; a channel listed
 //     in several cases is locked once. Every select takes its locks in address order, so two
 //     selects over the same channels cannot deadlock.
-//     (Before taking every lock, buffered cases at the front of the poll order that look ready
-//     by their counts are tried one at a time under their own lock: see 1b below.)
+//     (Before taking every lock, cases that look ready without a lock are tried one at a time,
+//     in poll order, under their own lock: see 1b below.)
 //  2. With every lock held, look at the cases in poll order; the first that can proceed wins.
 //  3. Otherwise (and if blocking) enqueue one ChanNode per case, all pointing at one Waiter, and
 //     park; the locks are released after the switch. The first partner to claim the Waiter
@@ -153,23 +153,26 @@ SelectResult select_impl(SelectCase* cases, int n, bool block, TimePoint deadlin
                                        block, deadline, interrupt, where);
     return {-1, st};
   }
-  // 1b. Go's selectgo locks every channel before it looks at any. Where the first cases in poll
-  // order are buffered, they are tried through their ring's ends first (ring.hpp); one whose
-  // ring is in its slow mode (a waiter queued, or closed) but looks ready is tried under its own
-  // lock alone. A select that finds a value then costs what a receive costs, instead of holding
-  // (and first waiting for) every channel's lock while it looks: over two buffered channels fed
-  // from another worker, each select waited on both producers' locks. An unbuffered case ends
-  // this pass: whether it can proceed shows only under its lock, and passing over it for a
-  // later case would bias the choice among ready cases.
+  // 1b. Go's selectgo locks every channel before it looks at any. Here the cases are first
+  // tried one at a time, in poll order: a buffered one through its ring's ends (ring.hpp); one
+  // that looks ready without its lock (a buffered ring in its slow mode, a waiter queued or
+  // closed, whose counts say it can proceed; an unbuffered channel with a partner parked, or
+  // closed) under its own lock alone. A select that finds a partner then costs what a plain
+  // send or receive costs, instead of holding (and first waiting for) every channel's lock
+  // while it looks: over two buffered channels fed from another worker, each select waited on
+  // both producers' locks; over two unbuffered ones, each took two locks where one would do.
+  // A case passed over here was seen not ready at that moment, as step 2 would have seen it.
   for (int k = 0; k < m; ++k) {
     const int i = cases[k].poll_order;
     SelectCase& sc = cases[i];
     ChanCore& c = *sc.chan;
-    if (!ChanAccess::buffered(c)) break;
-    Ring ring(c);
-    const Ring::Fast r = sc.is_send ? ring.try_push(sc.elem) : ring.try_pop(sc.elem, sc.put);
-    if (r == Ring::Fast::done) return {i, ChanStatus::ok};
-    if (r == Ring::Fast::would_block || !ChanAccess::looks_ready(c, sc.is_send)) continue;
+    if (ChanAccess::buffered(c)) {
+      Ring ring(c);
+      const Ring::Fast r = sc.is_send ? ring.try_push(sc.elem) : ring.try_pop(sc.elem, sc.put);
+      if (r == Ring::Fast::done) return {i, ChanStatus::ok};
+      if (r == Ring::Fast::would_block) continue;
+    }
+    if (!ChanAccess::looks_ready(c, sc.is_send)) continue;
     ChanAccess::lock(c).lock();
     SelectResult won;
     if (try_case_locked(sc, i, [&c] { ChanAccess::unlock(c); }, &won)) return won;

@@ -112,8 +112,10 @@ struct ChanNode {
 class WaitQueue {
  public:
   static constexpr int kAhead = 8;
-  [[nodiscard]] bool empty() const noexcept { return first_ == nullptr; }
-  [[nodiscard]] const ChanNode* front() const noexcept { return first_; }
+  [[nodiscard]] bool empty() const noexcept { return front() == nullptr; }
+  [[nodiscard]] const ChanNode* front() const noexcept { return first_.load(std::memory_order_relaxed); }
+  // Without the lock: a hint, stale by the time it is acted on (select's single-lock tries).
+  [[nodiscard]] bool looks_empty() const noexcept { return empty(); }
   void push(ChanNode* n) noexcept;
   void remove(ChanNode* n) noexcept;
   // Unlinks nodes from the front until one whose Waiter it claims (WakeReason::notified); nodes
@@ -122,7 +124,9 @@ class WaitQueue {
   ChanNode* dequeue() noexcept;
 
  private:
-  ChanNode* first_ = nullptr;
+  // Atomic only so that looks_empty() may read it without the lock; every write is under the
+  // lock, and relaxed accesses compile to plain moves.
+  std::atomic<ChanNode*> first_{nullptr};
   ChanNode* last_ = nullptr;
 };
 
