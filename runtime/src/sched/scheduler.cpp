@@ -1,6 +1,7 @@
 #include "sched/scheduler.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -84,14 +85,17 @@ char* align_down(char* p, std::size_t a) {
 
 // What a parked fiber reads first when it resumes, without reading anything of it (it may be
 // stolen and finish meanwhile, and an unstarted record's memory may be unmapped; prefetches
-// never fault): its record, its FiberRun just below (Fiber::run()), and the innermost frames
-// below that down to kResumeWindow, where a fiber blocked in a channel operation or a sleep has
-// its saved registers (1.1 KB below the record for a channel receive, 0.7 KB for a sleep).
+// never fault): the record's first two lines (all that a resume and an exit touch: fiber.hpp),
+// its FiberRun just below (Fiber::run()), and the innermost frames below that down to
+// kResumeWindow, where a fiber blocked in a channel operation or a sleep has its saved
+// registers (1.1 KB below the record for a channel receive, 0.7 KB for a sleep).
 constexpr std::size_t kResumeWindow = 1280;
+constexpr std::size_t kRecordHotBytes = 2 * kCacheLine;
+static_assert(offsetof(Fiber, fn) + sizeof(Callable) <= kRecordHotBytes);
 
 void prefetch_resume_window(const Fiber* f) noexcept {
-  const char* top = reinterpret_cast<const char*>(f) + sizeof(Fiber);
-  for (const char* p = top - kResumeWindow - sizeof(Fiber); p < top; p += kCacheLine) {
+  const char* top = reinterpret_cast<const char*>(f) + kRecordHotBytes;
+  for (const char* p = reinterpret_cast<const char*>(f) - kResumeWindow; p < top; p += kCacheLine) {
     prefetch_line(p);
   }
 }
