@@ -56,7 +56,8 @@ void chan_close_all(ChanCore* const* cores, std::size_t n);
 // wait (would_block at once when !block; else timeout or canceled). Out of line and cold: inlined
 // into the blocking send and receive it gave their frames room for its Waiter and options, 136
 // bytes that every fiber parked in a receive fetched again when it resumed.
-[[gnu::cold, gnu::noinline]] ChanStatus park_forever(WaitReason why, bool block, TimePoint deadline, const Interrupt* interrupt,
-                        const std::source_location& where);
+[[gnu::cold, gnu::noinline]] ChanStatus park_forever(WaitReason why, bool block, TimePoint deadline,
+                                                     const Interrupt* interrupt,
+                                                     const std::source_location& where);
 
 }  // namespace spindle::detail

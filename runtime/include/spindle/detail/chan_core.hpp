@@ -113,7 +113,9 @@ class WaitQueue {
  public:
   static constexpr int kAhead = 8;
   [[nodiscard]] bool empty() const noexcept { return front() == nullptr; }
-  [[nodiscard]] const ChanNode* front() const noexcept { return first_.load(std::memory_order_relaxed); }
+  [[nodiscard]] const ChanNode* front() const noexcept {
+    return first_.load(std::memory_order_relaxed);
+  }
   // Without the lock: a hint, stale by the time it is acted on (select's single-lock tries).
   [[nodiscard]] bool looks_empty() const noexcept { return empty(); }
   void push(ChanNode* n) noexcept;
