@@ -99,7 +99,6 @@ double rss_kb() {
   return 0;
 }
 
-// Same pseudo-random sleep durations in every implementation.
 // A variable the fibers of a workload update while the spawning fiber goes on working, on cache
 // lines of its own, as in bench/spindle_compare.cpp (there, on the spawner's stack, it shared a
 // line with the temporaries of each spawn: false sharing that the Go peer, whose such variables
@@ -109,6 +108,7 @@ struct alignas(64) OwnLine : T {
   using T::T;
 };
 
+// Same pseudo-random sleep durations in every implementation.
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
