@@ -5,6 +5,7 @@
 #include <spindle/runtime.hpp>
 #include <spindle/this_fiber.hpp>
 
+#include "fiber/stack.hpp"
 #include "runtime/park_latch.hpp"
 #include "support/scale.hpp"
 
@@ -51,6 +52,16 @@ class CrashTest : public ::testing::Test {
 TEST_F(CrashTest, StackOverflowOnGuardedStackIsReported) {
   EXPECT_DEATH(overflow_in_fiber(8192),
                "stack overflow in fiber [0-9]+ \"deep-recursion\" \\(spawned at .*crash_test.cpp");
+}
+
+TEST_F(CrashTest, StackOverflowOnMprotectGuardPageIsReported) {
+  // The guard pages of kernels without guard regions (before 6.13, Debian 12's among them).
+  EXPECT_DEATH(
+      {
+        detail::use_mprotect_guards(true);
+        overflow_in_fiber(8192);
+      },
+      "stack overflow in fiber [0-9]+ \"deep-recursion\" \\(spawned at .*crash_test.cpp");
 }
 
 TEST_F(CrashTest, StackOverflowOnUnguardedStackIsReported) {

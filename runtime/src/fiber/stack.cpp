@@ -34,16 +34,17 @@ constexpr std::size_t kMaxSlabGuards = 65536 / 2 / 2;
 #define MADV_GUARD_INSTALL 102  // Linux 6.13 (uapi/asm-generic/mman-common.h)
 #endif
 
+std::atomic<bool> g_guard_regions{true};  // until the kernel rejects one, or a test says so
+
 // Makes one page a guard: any access faults (SIGSEGV). Linux 6.13+ installs a guard region in
 // the page tables (MADV_GUARD_INSTALL): it neither splits the mapping nor costs map-count
 // entries. mprotect's mapping split was 10% of a 100k-timer run's profile; with guard regions
 // that run took 12% less time and the 1,000-fiber mutex run 24% less (A/B medians of 5).
 // Older kernels reject the advice (EINVAL): then mprotect, as before.
 bool make_guard_page(char* page_addr, std::size_t page) noexcept {
-  static std::atomic<bool> guard_regions{true};
-  if (guard_regions.load(std::memory_order_relaxed)) {
+  if (g_guard_regions.load(std::memory_order_relaxed)) {
     if (::madvise(page_addr, page, MADV_GUARD_INSTALL) == 0) return true;
-    guard_regions.store(false, std::memory_order_relaxed);
+    g_guard_regions.store(false, std::memory_order_relaxed);
   }
   return ::mprotect(page_addr, page, PROT_NONE) == 0;
 }
@@ -54,6 +55,10 @@ void write_canary_once(Stack& s) noexcept {
   s.canary_unwritten = false;
 }
 }  // namespace
+
+bool use_mprotect_guards(bool on) noexcept {
+  return !g_guard_regions.exchange(!on, std::memory_order_relaxed);
+}
 
 std::size_t StackPool::page_size() noexcept {
   static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));

@@ -39,6 +39,12 @@ struct Stack {
 
 inline constexpr std::uint64_t kStackCanary = 0x5350494e444c4521ull;  // "SPINDLE!"
 
+// Makes guard pages PROT_NONE pages (mprotect) from now on, even where the kernel has guard
+// regions (`on` false: guard regions again where it has them). Returns the previous setting.
+// For tests: the fallback is all that kernels before 6.13 offer (Debian 12's own runs 6.1),
+// and a machine with a newer one would otherwise never run it.
+bool use_mprotect_guards(bool on) noexcept;
+
 class StackPool {
  public:
   explicit StackPool(std::size_t max_guarded) : max_guarded_(max_guarded) {}
