@@ -402,11 +402,7 @@ class CloseBatch {
   [[nodiscard]] bool full() const noexcept { return n_ == kSize; }
   void add(Waiter* w) noexcept { waiters_[n_++] = w; }
   void ready_all() noexcept {
-    constexpr std::size_t kAhead = 4;
-    for (std::size_t i = 0; i < n_; ++i) {
-      if (i + kAhead < n_) __builtin_prefetch(waiters_[i + kAhead]->fiber(), 1);
-      waiters_[i]->ready();
-    }
+    Waiter::ready_all(waiters_, n_);
     n_ = 0;
   }
 

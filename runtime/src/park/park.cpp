@@ -74,6 +74,28 @@ void Waiter::ready(Order order) noexcept {
   futex_wake(thread_done_);  // the waiter may be gone: a spurious futex wake is harmless
 }
 
+void Waiter::ready_all(Waiter* const* waiters, std::size_t n) noexcept {
+  constexpr std::size_t kBatch = 64;
+  constexpr std::size_t kAhead = 4;  // each waiter's fiber record is a cold line: fetch ahead
+  const bool on_worker = current_worker() != nullptr;
+  Fiber* parked[kBatch];
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(waiters[i + kAhead]->fiber_, 1);
+    Waiter* w = waiters[i];
+    if (!on_worker || w->fiber_ == nullptr || w->claimers_ == Claimers::anyone) {
+      w->ready();
+      continue;
+    }
+    parked[k++] = w->fiber_;  // the last read of w: it may be gone once its fiber is queued
+    if (k == kBatch) {
+      current_scheduler()->ready_parked_many(parked, k);
+      k = 0;
+    }
+  }
+  if (k > 0) current_scheduler()->ready_parked_many(parked, k);
+}
+
 bool in_fiber() noexcept { return current_fiber() != nullptr; }
 
 WakeReason park(Waiter& w, const WaitSite& site, const ParkOptions& opts) {

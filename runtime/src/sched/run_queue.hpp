@@ -18,6 +18,7 @@
 // from committing a grab of slots the owner popped and refilled meanwhile.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -40,6 +41,24 @@ class RunQueue {
       if (word_.compare_exchange_weak(v, pack(e.head, e.tail + 1, e.tag), std::memory_order_release,
                                       std::memory_order_acquire)) {
         return true;
+      }
+    }
+  }
+
+  // Owner only: appends fs[0..n) in order, as many as there is room for, with one
+  // compare-exchange (a batch of fibers woken together); returns how many.
+  std::uint32_t push_many(Fiber* const* fs, std::uint32_t n) noexcept {
+    std::uint64_t v = word_.load(std::memory_order_acquire);
+    for (;;) {
+      const Ends e = unpack(v);
+      const std::uint32_t k = std::min(n, kSize - (e.tail - e.head));
+      if (k == 0) return 0;
+      for (std::uint32_t i = 0; i < k; ++i) {
+        buf_[(e.tail + i) % kSize].store(fs[i], std::memory_order_relaxed);
+      }
+      if (word_.compare_exchange_weak(v, pack(e.head, e.tail + k, e.tag), std::memory_order_release,
+                                      std::memory_order_acquire)) {
+        return k;
       }
     }
   }

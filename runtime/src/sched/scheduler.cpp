@@ -773,16 +773,47 @@ void Scheduler::ready(Fiber* f, bool next) {
   ready_body(*this, f, next);
 }
 
-void Scheduler::ready_parked(Fiber* f) {
+namespace {
+
+// For a fiber whose waiter's claimers hold a lock its park released (Waiter::Claimers): it was
+// published as parked before that lock was released (after_switch), and nobody else claims it,
+// so there is no race to settle. (Checked: a plain load on a line the store needs anyway.)
+void unpark_claimed(Fiber* f) noexcept {
   if (trace_on()) [[unlikely]] trace_wake(f);
-  // Published as parked before the lock our caller's claim needed was released (after_switch),
-  // and nobody else claims it: no race to settle. (Checked: a plain load on a line the store
-  // below needs anyway.)
   if (f->park_state.load(std::memory_order_relaxed) != ParkState::parked) [[unlikely]] {
     die_broken_invariant(f, "a waiter claimed under its lock was readied before it was parked");
   }
   f->park_state.store(ParkState::running, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void Scheduler::ready_parked(Fiber* f) {
+  unpark_claimed(f);
   enqueue(f, /*next=*/true);
+}
+
+void Scheduler::ready_parked_many(Fiber* const* fs, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) unpark_claimed(fs[i]);
+  Worker* w = current_worker();
+  // One alone is a hand-off, as ready_parked makes it (a close of a channel one fiber waits on).
+  if (n == 1 || w == nullptr || &w->sched_ != this || migrating()) {
+    for (std::size_t i = 0; i < n; ++i) enqueue(fs[i], /*next=*/true);
+    return;
+  }
+  // Readied one at a time, each would take run_next and push the one it displaced (a locked
+  // exchange and a ring push), then check for idle workers behind a full fence: a million
+  // receivers woken by one close paid that a million times. Pushed oldest first, they are
+  // popped in the order those hand-offs gave: the last woken first.
+  for (std::size_t done = 0; done < n;) {
+    done += w->runq_.push_many(fs + done, static_cast<std::uint32_t>(n - done));
+    if (done < n) {
+      Fiber* batch[RunQueue::kSize / 2 + 1];
+      const std::uint32_t m = w->runq_.take_half_for_overflow(batch);
+      if (m > 0) spill(batch, m);
+    }
+  }
+  wake_idle_worker();
 }
 
 void Scheduler::enqueue(Fiber* f, bool next) {

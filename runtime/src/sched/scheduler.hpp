@@ -179,6 +179,9 @@ class Scheduler {
   // ready(f, true) for a fiber known to be parked: its waiter's claimers hold a lock its park
   // released (Waiter::Claimers).
   void ready_parked(Fiber* f);
+  // ready_parked for fibers woken together (a close's receivers): onto the calling worker's
+  // ring in one push, one idle worker woken for all of them.
+  void ready_parked_many(Fiber* const* fs, std::size_t n);
   std::atomic<int> outside_wakers_{0};  // threads outside the runtime inside Waiter::ready()
   // Queue a runnable fiber (on the calling worker if it is ours, else globally) and wake help.
   void enqueue(Fiber* f, bool next);

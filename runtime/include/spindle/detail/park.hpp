@@ -30,6 +30,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <source_location>
 
@@ -106,6 +107,9 @@ class Waiter {
   //    that became ready must be served in the order they did, or the oldest wait longest).
   enum class Order : std::uint8_t { hand_off, fifo };
   void ready(Order order = Order::hand_off) noexcept;
+  // ready() for each of `n` claimed waiters woken together (a close's receivers). Fibers parked
+  // under a lock (claimers other than anyone) are queued on the caller's worker in one go.
+  static void ready_all(Waiter* const* waiters, std::size_t n) noexcept;
   // claim + ready; false if somebody else already claimed it.
   bool wake(WakeReason why = WakeReason::notified) noexcept {
     if (!claim(why)) return false;
