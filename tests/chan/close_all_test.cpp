@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <spindle/chan.hpp>
+#include <spindle/runtime.hpp>
 #include <spindle/select.hpp>
 #include <spindle/synctest.hpp>
 #include <spindle/waitgroup.hpp>
@@ -134,6 +135,34 @@ TEST(ChanCloseAll, WithdrawnNodesInALongQueueLeaveOnlyHints) {
     detail::chan_close_all(&core, 1);
     wg.wait();
     EXPECT_EQ(closed_seen.load(), kReceivers - kWithdrawn);
+  });
+}
+
+// A close queues the receivers it wakes on the closing worker's ring, a batch at a time
+// (Waiter::ready_all). With that ring already full of fibers that have not run yet, the batches
+// overflow it and its older half spills to the global queue: every fiber still runs once.
+TEST(ChanCloseAll, WokenReceiversOverflowingAFullRunQueueAllRunOnce) {
+  Options opts;
+  opts.workers = 1;  // nothing runs the queued fibers before the close
+  run(opts, [] {
+    constexpr int kReceivers = 300, kQueued = 300;  // each more than a ring holds (256)
+    Chan<int> ch(0);
+    std::atomic<int> closed_seen{0}, queued_ran{0};
+    WaitGroup parked, wg;
+    parked.add(kReceivers);
+    for (int i = 0; i < kReceivers; ++i) {
+      wg.go([ch, &parked, &closed_seen] {
+        parked.done();
+        if (!ch.recv().has_value()) ++closed_seen;
+      });
+    }
+    parked.wait();  // one worker: each receiver ran until it parked before the next started
+    for (int i = 0; i < kQueued; ++i) wg.go([&queued_ran] { ++queued_ran; });
+    EXPECT_EQ(queued_ran.load(), 0);
+    ch.close();
+    wg.wait();
+    EXPECT_EQ(closed_seen.load(), kReceivers);
+    EXPECT_EQ(queued_ran.load(), kQueued);
   });
 }
 

@@ -807,11 +807,7 @@ void Scheduler::ready_parked_many(Fiber* const* fs, std::size_t n) {
   // popped in the order those hand-offs gave: the last woken first.
   for (std::size_t done = 0; done < n;) {
     done += w->runq_.push_many(fs + done, static_cast<std::uint32_t>(n - done));
-    if (done < n) {
-      Fiber* batch[RunQueue::kSize / 2 + 1];
-      const std::uint32_t m = w->runq_.take_half_for_overflow(batch);
-      if (m > 0) spill(batch, m);
-    }
+    if (done < n) spill_half(*w);
   }
   wake_idle_worker();
 }
@@ -849,11 +845,13 @@ void Scheduler::ready_runnable(Worker& w, Fiber* f) {
 }
 
 void Scheduler::push_local(Worker& w, Fiber* f) {
-  while (!w.runq_.push(f)) {
-    Fiber* batch[RunQueue::kSize / 2 + 1];
-    std::uint32_t n = w.runq_.take_half_for_overflow(batch);
-    if (n > 0) spill(batch, n);
-  }
+  while (!w.runq_.push(f)) spill_half(w);
+}
+
+void Scheduler::spill_half(Worker& w) {
+  Fiber* batch[RunQueue::kSize / 2 + 1];
+  const std::uint32_t n = w.runq_.take_half_for_overflow(batch);
+  if (n > 0) spill(batch, n);
 }
 
 void Scheduler::global_push(Fiber* f) {

@@ -227,6 +227,7 @@ class Scheduler {
   // has its own starvation watch, so neither holds the other back beyond kStarvationLimit.
   void global_push(Fiber* f);                    // injected
   void spill(Fiber** fs, std::uint32_t n);       // spilled, by kind (reorders fs)
+  void spill_half(Worker& w);                    // the older half of w's full ring, spilled
   Fiber* global_pop(Worker& w);   // pops one, spilled first, and moves a batch into w's ring
   // One injected fiber; else one spilled fiber of a kind whose front has starved.
   Fiber* global_pop_fair(Worker& w, const std::array<bool, 2>& spilled_starved);
