@@ -32,18 +32,7 @@ class RunQueue {
   static constexpr std::uint32_t kSize = 256;
 
   // Owner only. False when the ring is full (the caller moves half of it to the global queue).
-  bool push(Fiber* f) noexcept {
-    std::uint64_t v = word_.load(std::memory_order_acquire);
-    for (;;) {
-      const Ends e = unpack(v);
-      if (e.tail - e.head >= kSize) return false;
-      buf_[e.tail % kSize].store(f, std::memory_order_relaxed);
-      if (word_.compare_exchange_weak(v, pack(e.head, e.tail + 1, e.tag), std::memory_order_release,
-                                      std::memory_order_acquire)) {
-        return true;
-      }
-    }
-  }
+  bool push(Fiber* f) noexcept { return push_many(&f, 1) == 1; }
 
   // Owner only: appends fs[0..n) in order, as many as there is room for, with one
   // compare-exchange (a batch of fibers woken together); returns how many.
