@@ -42,14 +42,13 @@ class LogSink {
   }
 
   // Waits (bounded) until a line containing `needle` has been logged; returns its index, or -1.
-  // Polls every 5 ms rather than parking once: under TSan a signal handler runs only when some
-  // thread passes through an intercepted call, and idle workers sleep in raw system calls.
   int wait_for(std::string_view needle, std::chrono::seconds limit = 10s) {
     const auto until = spindle::Clock::now() + limit;
     for (;;) {
       if (int i = index_of(needle); i >= 0) return i;
-      if (spindle::Clock::now() >= until) return -1;
-      (void)seen_.recv_for(5ms);
+      const auto left = until - spindle::Clock::now();
+      if (left <= spindle::Duration::zero()) return -1;
+      (void)seen_.recv_for(left);  // each logged line leaves a token
     }
   }
 

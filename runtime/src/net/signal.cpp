@@ -8,9 +8,12 @@
 //    exactly while refs[s] > 0, and old[s] holds the disposition to restore. All under mu.
 //  * The relay thread delivers under mu, so stop() returning means no further send to that
 //    channel (Go's guarantee).
+//  * A signal with a handler here is in the relayed set (os/relayed_signals.hpp): the runtime's
+//    workers block it, and the relay thread, which blocks nothing, takes it from the kernel.
 #include <spindle/net/signal.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -28,6 +31,7 @@
 #include <spindle/runtime.hpp>
 #include <spindle/select.hpp>
 
+#include "os/relayed_signals.hpp"
 #include "sched/scheduler.hpp"
 
 namespace spindle::signal::detail {
@@ -79,7 +83,9 @@ void release_sched(const Subscription& s) {
 
 // Drops signal `sig` from the handler set if nobody wants it any more. Under mu.
 void unref(Registry& r, int sig) {
-  if (--r.refs[sig] == 0) ::sigaction(sig, &r.old[sig], nullptr);
+  if (--r.refs[sig] != 0) return;
+  ::sigaction(sig, &r.old[sig], nullptr);
+  spindle::detail::remove_relayed_signal(sig);  // workers unblock it before they next sleep
 }
 
 void deliver(Registry& r, int sig) {
@@ -107,11 +113,16 @@ void deliver(Registry& r, int sig) {
 }
 
 void relay(Registry& r) {
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // handlers run on other threads, not here
+  // The one thread that takes relayed signals (workers block them). It waits in poll(2), not
+  // read(2): ThreadSanitizer runs a handler at once only in calls it treats as blocking, poll
+  // but not read (GCC 12), and SA_RESTART resumes the read with the handler still deferred.
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, nullptr);
   char buf[64];
   for (;;) {
+    pollfd readable{r.pipe_r, POLLIN, 0};
+    if (::poll(&readable, 1, -1) < 0) continue;  // EINTR: a handler ran here
     const ssize_t n = ::read(r.pipe_r, buf, sizeof buf);
     const int err = errno;
     if (n < 0 && err == EINTR) continue;
@@ -139,7 +150,9 @@ void start_relay(Registry& r) {
   ::fcntl(fds[1], F_SETFL, O_NONBLOCK);  // the handler must never block
   r.pipe_r = fds[0];
   g_pipe_w.store(fds[1], std::memory_order_relaxed);
-  std::thread([&r] { relay(r); }).detach();
+  std::thread relay_thread([&r] { relay(r); });
+  pthread_setname_np(relay_thread.native_handle(), "spindle-signals");  // as /proc and gdb show it
+  relay_thread.detach();
   r.relay_started = true;
 }
 
@@ -173,16 +186,24 @@ void notify(Sender<int> ch, std::initializer_list<int> sigs) {
     sub = &r.subs.back();
     if (sub->sched != nullptr) sub->sched->external_waits_.fetch_add(1, std::memory_order_seq_cst);
   }
+  bool relayed_more = false;
   for (int sig : sigs) {
     if (sub->sigs.test(static_cast<std::size_t>(sig))) continue;
     sub->sigs.set(static_cast<std::size_t>(sig));
     if (r.refs[sig]++ == 0) {
+      spindle::detail::add_relayed_signal(sig);
       struct sigaction sa {};
       sa.sa_handler = &on_signal;
       sigemptyset(&sa.sa_mask);
       sa.sa_flags = SA_RESTART | SA_ONSTACK;
       ::sigaction(sig, &sa, &r.old[sig]);
+      relayed_more = true;
     }
+  }
+  // Sleeping workers block the new signals before they sleep again (a busy one, before its next
+  // sleep); until then, a handler that runs on one of them still relays.
+  if (relayed_more) {
+    if (auto* s = spindle::detail::current_scheduler()) s->wake_all_idle_workers();
   }
 }
 

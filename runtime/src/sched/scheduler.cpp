@@ -156,9 +156,11 @@ void Worker::loop() {
   if (trace_on()) [[unlikely]] trace_worker_start(index_);
   init_thread_context(sched_ctx_);
   AltSignalStack alt;  // the overflow handler runs on it
+  relayed_signals_.apply();
   round_ticks_ = Clock::now().time_since_epoch().count();
   while (Fiber* f = find_runnable()) run(f);
   flush_exited();
+  relayed_signals_.restore();  // worker 0 is the thread that called run()
   t_worker = nullptr;
 }
 
@@ -460,7 +462,8 @@ bool Worker::sleep_idle() {
     sched_.nspinning_.fetch_sub(1, std::memory_order_seq_cst);
   }
   // Re-check after publishing ourselves idle: work queued before that is seen here; work queued
-  // after it sees us in the idle list and wakes us.
+  // after it sees us in the idle list and wakes us. Signals newly relayed likewise.
+  relayed_signals_.refresh();
   bool retry = sched_.any_work_visible(*this);
   TimePoint deadline = sched_.timers_.next();
   std::uint64_t victim_switches = 0;
@@ -1016,8 +1019,8 @@ void Scheduler::wake_idle_worker() {
 }
 
 void Scheduler::wake_all_idle_workers() {
-  // Force-migration mode only: every idle worker, each counted as spinning as wake_idle_worker
-  // counts the one it wakes.
+  // Every idle worker, each counted as spinning as wake_idle_worker counts the one it wakes: in
+  // force-migration mode, and so that each blocks a newly relayed signal (os/relayed_signals).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   std::vector<Worker*> woken;
   {

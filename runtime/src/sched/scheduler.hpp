@@ -33,6 +33,7 @@
 #include "fiber/fiber.hpp"
 #include "fiber/stack.hpp"
 #include "net/poller.hpp"
+#include "os/relayed_signals.hpp"
 #include "sched/fiber_registry.hpp"
 #include "sched/run_queue.hpp"
 #include "sched/unstarted_arena.hpp"
@@ -115,6 +116,7 @@ class Worker {
   void flush_exited();
   UnstartedArena unstarted_arena_;  // records of fibers spawned here into a backlog
   std::thread thread_;
+  RelayedSignalMask relayed_signals_;  // applied while loop() runs, refreshed before a sleep
 
  private:
   Fiber* find_runnable();
@@ -252,7 +254,7 @@ class Scheduler {
 
   // Idle workers.
   void wake_idle_worker();        // Go's wakep
-  void wake_all_idle_workers();   // force-migration mode
+  void wake_all_idle_workers();   // force-migration mode; a new relayed signal (os/relayed_signals)
   bool any_work_visible(const Worker& self) const noexcept;
 
   // Options::stack_high_water (diag/stack_usage.cpp).
