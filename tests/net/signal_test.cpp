@@ -38,16 +38,19 @@ RecvResult<int> recv_signal(const Receiver<int>& ch, Duration limit = 10s) {
   return ch.recv_for(limit);
 }
 
+// Sends `sig` to this process and receives it from `ch` (within recv_signal's bound).
+::testing::AssertionResult raised_and_received(const Receiver<int>& ch, int sig) {
+  if (::kill(::getpid(), sig) != 0) return ::testing::AssertionFailure() << "kill failed";
+  auto r = recv_signal(ch);
+  if (!r.ok()) return ::testing::AssertionFailure() << "signal " << sig << " not received";
+  if (*r != sig) return ::testing::AssertionFailure() << "received " << *r << ", sent " << sig;
+  return ::testing::AssertionSuccess();
+}
+
 FIBER_TEST(Signal, NotifyDeliversTheSignalAsAValue) {
   auto sigs = signal::notify({SIGUSR1, SIGUSR2});
-  ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);
-  auto r = recv_signal(sigs);
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, SIGUSR1);
-  ASSERT_EQ(::kill(::getpid(), SIGUSR2), 0);
-  auto r2 = recv_signal(sigs);
-  ASSERT_TRUE(r2.ok());
-  EXPECT_EQ(*r2, SIGUSR2);
+  EXPECT_TRUE(raised_and_received(sigs, SIGUSR1));
+  EXPECT_TRUE(raised_and_received(sigs, SIGUSR2));
   signal::stop(sigs);
 }
 
@@ -179,10 +182,7 @@ FIBER_TEST(Signal, WorkersBlockARelayedSignalWhichTheRelayThreadTakes) {
   const pid_t relay = thread_named("spindle-signals");  // named before notify() returned
   ASSERT_NE(relay, 0) << "no relay thread";
   EXPECT_TRUE(comes_to(relay, SIGUSR1, /*blocked=*/false)) << "the relay thread blocks SIGUSR1";
-  ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);
-  auto r = recv_signal(sigs);
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, SIGUSR1);
+  EXPECT_TRUE(raised_and_received(sigs, SIGUSR1));
   signal::stop(sigs);
 }
 

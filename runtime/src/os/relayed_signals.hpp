@@ -12,7 +12,7 @@
 // The set is process-wide, as dispositions are; a thread can change only its own mask, so each
 // worker applies the set when it starts and again before each idle sleep (refresh(), one load
 // when nothing changed). Whoever adds a signal then wakes the idle workers
-// (Scheduler::wake_idle_workers) so that none sleeps with it unblocked.
+// (Scheduler::wake_all_idle_workers) so that none sleeps with it unblocked.
 #pragma once
 
 #include <csignal>
