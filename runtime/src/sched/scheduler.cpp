@@ -319,8 +319,7 @@ Fiber* Worker::find_runnable() {
     }
     // This worker's timers every 8th pick; every heap now and then, in case a worker busy in
     // one long fiber holds due timers (idle workers fire those too).
-    if (fairness_look) sched_.check_timers(-1);
-    else if ((tick_ & 7) == 0) sched_.check_timers(index_);
+    if (fairness_look || (tick_ & 7) == 0) sched_.check_timers(index_, fairness_look);
     // Busy workers still look at the network now and then (Go's sysmon does it every 10 ms),
     // or fibers waiting on I/O would starve behind fibers that only yield.
     if (fairness_look) sched_.poll_network();
@@ -340,7 +339,7 @@ Fiber* Worker::find_runnable() {
     if (!sched_.global_empty()) {
       if (Fiber* f = sched_.global_pop(*this)) return found(f);
     }
-    if (sched_.check_timers(-1) > 0) {
+    if (sched_.check_timers(index_, /*every_heap=*/true) > 0) {
       if (Fiber* f = runq_.pop()) return found(f);
     }
     if (sched_.poll_network()) {  // it readies fibers to the global queue, in order
@@ -1073,9 +1072,10 @@ void Scheduler::on_timer_earlier() { wake_idle_worker(); }
 
 namespace {
 
-[[gnu::noinline]] std::size_t check_timers_traced(Scheduler& s, TimePoint now, int worker) {
+[[gnu::noinline]] std::size_t check_timers_traced(Scheduler& s, TimePoint now, int self,
+                                                  bool every_heap) {
   const std::int64_t begin = trace_clock();
-  const std::size_t fired = s.timers_.run_expired(now, worker);
+  const std::size_t fired = s.timers_.run_expired(now, self, every_heap);
   if (Worker* w = current_worker(); w != nullptr && &w->sched_ == &s) trace_timers(w->index_, begin, fired);
   return fired;
 }
@@ -1087,13 +1087,13 @@ void Scheduler::add_timer(TimerNode* t) {
   if (timers_.add(t, w != nullptr && &w->sched_ == this ? w->index_ : -1)) on_timer_earlier();
 }
 
-std::size_t Scheduler::check_timers(int worker) {
-  const TimePoint next = worker < 0 ? timers_.next() : timers_.next(worker);
+std::size_t Scheduler::check_timers(int self, bool every_heap) {
+  const TimePoint next = every_heap ? timers_.next() : timers_.next(self);
   if (next == kNoDeadline) return 0;  // no timer: no clock read (every 8th pick)
   const TimePoint now = spindle::now();  // virtual in a synctest bubble
   if (now < next) return 0;
-  const std::size_t fired =
-      trace_on() ? check_timers_traced(*this, now, worker) : timers_.run_expired(now, worker);
+  const std::size_t fired = trace_on() ? check_timers_traced(*this, now, self, every_heap)
+                                       : timers_.run_expired(now, self, every_heap);
   timers_fired_.fetch_add(fired, std::memory_order_relaxed);
   return fired;
 }

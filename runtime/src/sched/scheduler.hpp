@@ -194,8 +194,9 @@ class Scheduler {
   void on_timer_earlier();
   // Queues `t` on the calling worker's heap (threads outside the runtime: the outside heap).
   void add_timer(TimerNode* t);
-  // Fire the due timers of worker `worker`'s heap, or of every heap for -1; returns how many.
-  std::size_t check_timers(int worker);
+  // Fire the due timers of worker `self`'s heap and, with `every_heap`, of the other heaps not
+  // locked by another thread (timer_heaps.hpp); returns how many.
+  std::size_t check_timers(int self, bool every_heap);
 
   void start_workers();     // threads for workers 1..N-1; worker 0 is the caller of run()
   void stop();              // wakes every worker; loops exit

@@ -27,7 +27,7 @@ bool TimerHeap::cancel(TimerNode* t) {
   return true;
 }
 
-std::size_t TimerHeap::run_expired(TimePoint now) {
+std::size_t TimerHeap::run_expired(TimePoint now, bool skip_if_held) {
   // Expired sleepers are claimed under the lock and readied after it, a batch at a time: with
   // ready() under the lock, 100k sleepers on two workers kept the other worker's add() waiting
   // so long that the lock's futex sleep and wake-up were a sixth of the run.
@@ -37,7 +37,12 @@ std::size_t TimerHeap::run_expired(TimePoint now) {
   for (;;) {
     std::size_t n = 0;
     {
-      std::lock_guard lock(mu_);
+      if (!skip_if_held) {
+        mu_.lock();
+      } else if (!mu_.try_lock()) {
+        return fired;
+      }
+      std::lock_guard lock(mu_, std::adopt_lock);
       while (n < kBatch && !heap_.empty() && heap_.front().when <= now) {
         TimerNode* t = heap_.front().node;
         remove_at(0);

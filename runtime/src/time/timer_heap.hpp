@@ -49,8 +49,11 @@ class alignas(64) TimerHeap {  // its own cache lines: each worker's is written 
   bool add(TimerNode* t);
   // Removes `t` if still queued; true if that prevented it from firing.
   bool cancel(TimerNode* t);
-  // Fires every timer due at `now`; returns how many fired.
-  std::size_t run_expired(TimePoint now);
+  // Fires every timer due at `now`; returns how many fired. With `skip_if_held`, gives up
+  // (returning what it fired so far) when another thread holds the lock: it is adding to,
+  // cancelling on or firing this heap, and a worker with nothing to run that waits for it only
+  // pulls the heap's lines over to its own core.
+  std::size_t run_expired(TimePoint now, bool skip_if_held = false);
   // Cheap, lock-free: is anything due at `now`?
   [[nodiscard]] bool due(TimePoint now) const noexcept {
     return now.time_since_epoch().count() >= next_.load(std::memory_order_seq_cst);

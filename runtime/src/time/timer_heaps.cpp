@@ -14,11 +14,12 @@ bool TimerHeaps::add(TimerNode* t, int worker) {
   return t->when <= next();
 }
 
-std::size_t TimerHeaps::run_expired(TimePoint now, int worker) {
-  if (worker >= 0) return heap(worker).due(now) ? heap(worker).run_expired(now) : 0;
-  std::size_t fired = 0;
+std::size_t TimerHeaps::run_expired(TimePoint now, int self, bool every_heap) {
+  TimerHeap& own = heap(self);
+  std::size_t fired = own.due(now) ? own.run_expired(now) : 0;
+  if (!every_heap) return fired;
   for (const auto& h : heaps_) {
-    if (h->due(now)) fired += h->run_expired(now);
+    if (h.get() != &own && h->due(now)) fired += h->run_expired(now, /*skip_if_held=*/true);
   }
   return fired;
 }
