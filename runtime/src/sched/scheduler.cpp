@@ -967,7 +967,7 @@ bool Scheduler::any_work_visible(const Worker& self) const noexcept {
     if (!migrating()) return true;
     // Force-migration mode: fibers that last ran here are not ours to take; counting them as
     // work kept this worker spinning (and so nobody woke the worker that may take them).
-    std::lock_guard lock(const_cast<std::mutex&>(global_mu_));
+    std::lock_guard lock(global_mu_);
     if (!global_.empty()) return true;
     for (std::size_t k = 0; k < global_by_last_worker_.size(); ++k) {
       if (k != static_cast<std::size_t>(self.index_) && !global_by_last_worker_[k].empty()) return true;
