@@ -88,11 +88,12 @@ char* align_down(char* p, std::size_t a) {
 // never fault): the record's first two lines (all that a resume and an exit touch: fiber.hpp),
 // its FiberRun just below (Fiber::run()), and the innermost frames below that down to
 // kResumeWindow, where a fiber blocked in a channel operation or a sleep has its saved
-// registers (measured: 976 bytes below the record for a channel receive, 1,008 for a context's
-// done() receive, 736 for a sleep). Deeper waits still get their saved registers fetched, late,
-// by prefetch_saved_frames; a wider window fetched lines nobody reads (1,280: parked_1m wake at
-// 2 workers 321 vs 311 ms, medians of 9).
-constexpr std::size_t kResumeWindow = 1088;
+// registers (measured in the LTO build: 928 bytes below the record for a channel receive, 960
+// for a context's done() receive, 704 for a sleep; 976, 1,008 and 736 without LTO). Deeper waits
+// still get their saved registers fetched, late, by prefetch_saved_frames; a wider window
+// fetched lines nobody reads (parked_1m wake at 2 workers, medians of 9: 1,280 bytes 321 vs
+// 1,088 311 ms without LTO; with LTO 1,088 295, 1,024 287, 960 284 ms).
+constexpr std::size_t kResumeWindow = 960;
 constexpr std::size_t kRecordHotBytes = 2 * kCacheLine;
 static_assert(offsetof(Fiber, fn) + sizeof(Callable) <= kRecordHotBytes);
 
