@@ -11,7 +11,7 @@
 // Another worker's heap is fired only if its lock is free: whoever holds it is firing it or
 // will be back to it, and a worker that skipped a due heap does not go to sleep (its idle
 // re-check sees the heap due), so no timer is left behind. Waiting for that lock instead,
-// 100k sleepers on two workers spent a twentieth of their time in the lock's spin.
+// 100k sleepers on two workers spent 6% of their samples in the lock's spin.
 //
 // A node records the heap it is queued on (TimerNode::heap), so any thread may cancel it; each
 // heap keeps its own lock order (timer_heap.hpp), and no two heaps' locks are ever held at once.
