@@ -101,6 +101,7 @@ struct ChanNode {
   std::uint32_t case_index;
   bool queued;
   bool success;                 // set by the waker: true = a value moved, false = closed
+  bool one_lock;                // set by WaitQueue::push: only this queue's lock holders claim it
   // Prefetch hints, set when the node WaitQueue::kAhead places behind this one is queued: a
   // close walking a long queue (each node on its own cold stack) fetches that far ahead instead
   // of one node at a time. Stale once that node withdraws: only ever prefetched, never read.
@@ -124,12 +125,16 @@ class WaitQueue {
   // whose Waiter was already claimed (timed out, cancelled, or another case of their select won)
   // are unlinked and skipped, so a value is never handed to an operation that already gave up.
   ChanNode* dequeue() noexcept;
+  // Queued nodes whose Waiter others than this queue's lock holders may claim (a select, a
+  // deadline, an interrupt).
+  [[nodiscard]] std::uint32_t others() const noexcept { return others_; }
 
  private:
   // Atomic only so that looks_empty() may read it without the lock; every write is under the
   // lock, and relaxed accesses compile to plain moves.
   std::atomic<ChanNode*> first_{nullptr};
   ChanNode* last_ = nullptr;
+  std::uint32_t others_ = 0;
 };
 
 class ChanCore {
