@@ -17,6 +17,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <utility>
 
 #include "chan/chan_internal.hpp"
 #include "chan/ring.hpp"
@@ -421,7 +422,7 @@ bool closer_may_switch() noexcept {
   return in_fiber() && std::uncaught_exceptions() == 0 && std::current_exception() == nullptr;
 }
 
-// Readies the receivers a close claimed at once (close_locked), a batch at a time.
+// Readies the waiters a close claimed under its lock (close_locked), a batch at a time.
 void ready_claimed(ChanNode* claimed, CloseBatch& batch) noexcept {
   while (claimed != nullptr) {
     ChanNode* next = claimed->next;  // read before ready(): the node dies with its fiber's frame
@@ -441,21 +442,23 @@ bool close_locked(ChanCore& c, CloseBatch& batch, bool from_close) {
   }
   ChanAccess::set_closed(c);
   if (ChanAccess::buffered(c)) Ring(c).enter_slow();  // for good: no end operation after a close
+  // Waiters claimed under the lock and readied once it is dropped (Go's glist), linked through
+  // their nodes (dequeue() leaves `next` null): a claimed waiter cannot run before its ready().
+  ChanNode* claimed = nullptr;
+  ChanNode** claimed_end = &claimed;
   // Every blocked sender fails, all of them under this one hold of the lock: otherwise a
   // receiver arriving later could take the value of a sender still queued and complete a send
-  // that this close must fail. Claimed here, readied once the lock is dropped (Go's glist),
-  // linked through their nodes: a claimed waiter cannot run before its ready().
-  ChanNode* senders = nullptr;
+  // that this close must fail.
   while (ChanNode* n = ChanAccess::sendq(c).dequeue()) {
     n->success = false;
     n->waiter->tag = n->case_index;
-    n->next = senders;
-    senders = n;
+    *claimed_end = n;
+    claimed_end = &n->next;
   }
   // Blocked receivers can now be ended by this close (nobody sends on a closed channel) and by
   // nothing else, unless they wait for more: another select case, a deadline, an interrupt.
   // Go's close ends them all at once. So while any of those is queued, every receiver is
-  // claimed before the lock is dropped, linked as the senders are, and readied after.
+  // claimed before the lock is dropped, with the senders, and readied after.
   // Otherwise (others() stays 0: nobody queues on a closed channel) a receiver left queued can
   // be claimed by a holder of this lock only, so they are claimed a batch at a time, each batch
   // readied with the lock dropped while its nodes are still in cache.
@@ -469,8 +472,6 @@ bool close_locked(ChanCore& c, CloseBatch& batch, bool from_close) {
   // end), nor inside a catch block (closer_may_switch).
   WaitQueue& receivers = ChanAccess::recvq(c);
   const bool at_once = receivers.others() > 0;
-  ChanNode* claimed = nullptr;
-  ChanNode** claimed_end = &claimed;
   for (;;) {
     ChanNode* n = receivers.dequeue();
     if (n != nullptr) {
@@ -479,7 +480,7 @@ bool close_locked(ChanCore& c, CloseBatch& batch, bool from_close) {
       n->success = false;
       n->waiter->tag = n->case_index;
       if (at_once) {
-        *claimed_end = n;  // dequeue() left n->next null
+        *claimed_end = n;
         claimed_end = &n->next;
         continue;
       }
@@ -487,15 +488,9 @@ bool close_locked(ChanCore& c, CloseBatch& batch, bool from_close) {
     }
     if (n == nullptr || batch.full()) {
       ChanAccess::unlock(c);
-      while (senders != nullptr) {
-        ChanNode* s = senders;
-        senders = s->next;  // read before ready(): the node dies with the woken fiber's frame
-        s->waiter->ready();
-      }
-      if (n == nullptr) {
-        ready_claimed(claimed, batch);
-        return true;
-      }
+      ready_claimed(std::exchange(claimed, nullptr), batch);
+      claimed_end = &claimed;
+      if (n == nullptr) return true;
       batch.ready_all();
       if (from_close && closer_may_switch()) this_fiber::yield();
       ChanAccess::lock(c).lock();
