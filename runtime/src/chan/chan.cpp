@@ -446,14 +446,17 @@ bool close_locked(ChanCore& c, CloseBatch& batch, bool from_close) {
   // their nodes (dequeue() leaves `next` null): a claimed waiter cannot run before its ready().
   ChanNode* claimed = nullptr;
   ChanNode** claimed_end = &claimed;
+  auto claim_for_later = [&claimed_end](ChanNode* n) {
+    *claimed_end = n;
+    claimed_end = &n->next;
+  };
   // Every blocked sender fails, all of them under this one hold of the lock: otherwise a
   // receiver arriving later could take the value of a sender still queued and complete a send
   // that this close must fail.
   while (ChanNode* n = ChanAccess::sendq(c).dequeue()) {
     n->success = false;
     n->waiter->tag = n->case_index;
-    *claimed_end = n;
-    claimed_end = &n->next;
+    claim_for_later(n);
   }
   // Blocked receivers can now be ended by this close (nobody sends on a closed channel) and by
   // nothing else, unless they wait for more: another select case, a deadline, an interrupt.
@@ -480,8 +483,7 @@ bool close_locked(ChanCore& c, CloseBatch& batch, bool from_close) {
       n->success = false;
       n->waiter->tag = n->case_index;
       if (at_once) {
-        *claimed_end = n;
-        claimed_end = &n->next;
+        claim_for_later(n);
         continue;
       }
       batch.add(n->waiter);
@@ -498,15 +500,14 @@ bool close_locked(ChanCore& c, CloseBatch& batch, bool from_close) {
   }
 }
 
-}  // namespace
-
-void chan_close_all(ChanCore* const* cores, std::size_t n) {
+// Closes cores[0, n), readying every waiter they had; `from_close` as for close_locked.
+void close_channels(ChanCore* const* cores, std::size_t n, bool from_close) {
   CloseBatch batch;
   constexpr std::size_t kAhead = 4;
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) __builtin_prefetch(cores[i + kAhead], 1);
     ChanAccess::lock(*cores[i]).lock();
-    if (!close_locked(*cores[i], batch, /*from_close=*/false)) {
+    if (!close_locked(*cores[i], batch, from_close)) {
       batch.ready_all();  // claimed waiters must run, whatever this throw leaves undone
       throw ClosedChannelError("close of closed channel");
     }
@@ -514,14 +515,15 @@ void chan_close_all(ChanCore* const* cores, std::size_t n) {
   batch.ready_all();
 }
 
+}  // namespace
+
+void chan_close_all(ChanCore* const* cores, std::size_t n) {
+  close_channels(cores, n, /*from_close=*/false);
+}
+
 void chan_close(ChanCore* cp) {
   if (cp == nullptr) throw ChanError("close of nil channel");
-  CloseBatch batch;
-  ChanAccess::lock(*cp).lock();
-  if (!close_locked(*cp, batch, /*from_close=*/true)) {
-    throw ClosedChannelError("close of closed channel");
-  }
-  batch.ready_all();
+  close_channels(&cp, 1, /*from_close=*/true);
 }
 
 bool chan_offer(ChanCore* cp, void* elem) noexcept {
